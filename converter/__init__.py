@@ -1,0 +1,1 @@
+"""clockface converter: workstation-only export of face-embedding models to verified TFLite."""

@@ -1,0 +1,1 @@
+"""clockface gallery: who is enrolled, their embeddings bound to a model hash, and folder/USB layout rules."""

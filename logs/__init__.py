@@ -1,0 +1,1 @@
+"""clockface attendance log: the event store, reports, export and retention."""
