@@ -1,0 +1,154 @@
+"""Registry of models `clockface convert` knows: name -> ModelSpec.
+
+A spec holds everything the sidecar needs that is not measured at export time
+(chip geometry, colour order, metric, default threshold) plus two lazily
+imported hooks, so listing models or rejecting a bad source file never imports
+TensorFlow:
+
+- `reader`  ("module:function", TensorFlow-free): source Path -> parsed source;
+  raises a one-line error on a missing/truncated/foreign file.
+- `builder` ("module:function", may import TensorFlow): parsed source ->
+  `converter.dlib_model.BuiltModel` (Keras model + normalisation + notes).
+
+keras-vggface models ("vggface-resnet50", "vggface-senet50", "vggface-vgg16")
+are registered from converter/vggface.py with `register(...)`; VGGFACE_MODULES
+below lists where to find them so `--list` shows them once that module exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from converter.tflite_export import FidelityLimits
+from device.model_card import ChipGeometry, Normalisation
+
+
+class SourceNotFoundError(FileNotFoundError):
+    """The default source file of a model is not installed here (one-line message)."""
+
+
+class UnknownModelError(KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    embedding_size: int
+    colour_order: Literal["RGB", "BGR"]
+    chip: ChipGeometry
+    metric: Literal["cosine", "euclidean"]
+    threshold: float
+    threshold_calibrated: bool
+    reader: str
+    builder: str
+    locate_source: Callable[[], Path]
+    source_help: str
+    normalisation: Normalisation | None = None  # None: the builder reads it from the source
+    limits: FidelityLimits = FidelityLimits()  # fp32 limits; per-quantisation limits: tflite_export.default_limits
+
+    def read(self, source: Path) -> Any:
+        return _resolve(self.reader)(source)
+
+    def build(self, parsed: Any) -> Any:
+        return _resolve(self.builder)(parsed)
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def packaged_file(package: str, relative: str) -> Path:
+    """Path of a data file inside an installed package, WITHOUT importing the package.
+
+    Why: `import face_recognition_models` fails with setuptools >= 81 (its
+    __init__ imports pkg_resources). find_spec of a top-level name does not
+    execute it; the distribution's file list is the fallback.
+    """
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / relative
+        if candidate.is_file():
+            return candidate
+    try:
+        files = metadata.distribution(package).files or []
+    except metadata.PackageNotFoundError:
+        files = []
+    wanted = f"{package}/{relative}"
+    for entry in files:
+        if str(entry).replace("\\", "/").endswith(wanted):
+            candidate = Path(entry.locate())
+            if candidate.is_file():
+                return candidate
+    raise SourceNotFoundError(
+        f"{relative} not found in an installed `{package}` package: run pip install '.[converter]' or pass --source FILE"
+    )
+
+
+def _dlib_dat() -> Path:
+    return packaged_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")
+
+
+DLIB_RESNET_V1 = ModelSpec(
+    name="dlib-resnet-v1",
+    description="dlib face recognition ResNet v1 (29 conv, 128-d, 150x150 RGB; face_recognition_models 0.3.0)",
+    embedding_size=128,
+    colour_order="RGB",
+    # Eye centres measured in dlib's get_face_chip(size=150, padding=0.25).
+    chip=ChipGeometry(size=(150, 150), left_eye=(47.5 / 150, 47.3 / 150), right_eye=(100.4 / 150, 47.4 / 150)),
+    metric="euclidean",
+    # Calibrated on ../shared/faces with our Haar + eye-cascade front end (eval
+    # protocol): genuine distances reach 0.553, the nearest impostor is 0.605.
+    # dlib's own 0.6 sits right at that impostor; 0.55 keeps a margin on the
+    # side that matters for attendance (a wrong-person record is the worst
+    # outcome) at the cost of one borderline genuine probe on that set.
+    threshold=0.55,
+    threshold_calibrated=True,
+    reader="converter.dlib_dat:read_dat",
+    builder="converter.dlib_model:build",
+    locate_source=_dlib_dat,
+    source_help="dlib_face_recognition_resnet_model_v1.dat (default: from the installed face_recognition_models)",
+    normalisation=None,  # mean read from the file's input layer, scale 1/256
+    limits=FidelityLimits(max_abs=1e-4, relative_l2=1e-5, centred_cosine_min=0.9999),
+)
+
+_REGISTRY: dict[str, ModelSpec] = {DLIB_RESNET_V1.name: DLIB_RESNET_V1}
+
+# Modules that call register() for their models when imported; they must not import
+# TensorFlow at module level (`--list` imports them). Missing modules are skipped.
+VGGFACE_MODULES: tuple[str, ...] = ("converter.vggface",)
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add (or replace) a model; returns the spec so modules can write `X = register(ModelSpec(...))`."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_plugins() -> None:
+    for module in VGGFACE_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+
+
+def known_models() -> dict[str, ModelSpec]:
+    _load_plugins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_spec(name: str) -> ModelSpec:
+    models = known_models()
+    if name not in models:
+        raise UnknownModelError(f"unknown model {name!r} (known: {', '.join(models)})")
+    return models[name]

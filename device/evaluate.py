@@ -1,0 +1,189 @@
+"""`clockface eval`: the recognition accuracy protocol of ../shared/notes/eval-protocol.md.
+
+Enrolment uses `examine_photo` and probes use the pipeline's largest face and
+the terminal's `Matcher`, so the numbers describe what the terminal does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from device.enrol import EnrolRules, examine_photo
+from device.faces import FacePipeline
+from device.images import ImageReadError, read_image
+from device.matcher import Matcher, Metric
+from gallery.layout import IMAGE_SUFFIXES, Photo, display_name
+
+
+@dataclass(frozen=True)
+class Probe:
+    person: str
+    path: Path
+    genuine: bool  # an enrolled person's own photo (else a stranger's)
+    embedding: np.ndarray | None  # None: no face found
+
+
+@dataclass
+class EvalReport:
+    threshold: float
+    metric: str
+    people_enrolled: int
+    strangers: int
+    enrolment_failures: list[str]
+    genuine_probes: int
+    genuine_outcomes: dict[str, int]
+    true_accept_rate: float
+    impostor_trials: int
+    false_accepts: int
+    false_accept_rate: float
+    best_threshold_far_1pct: float | None
+    tar_at_far_1pct: float
+    seconds_per_image: float
+    images: int
+    false_accept_details: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def people_folders(root: Path) -> dict[str, list[Path]]:
+    """Person folder -> sorted image files; `_`-prefixed folders are not people."""
+    people = {}
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+        files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            people[folder.name] = files
+    return people
+
+
+def largest_face_embedding(path: Path, pipeline: FacePipeline) -> np.ndarray | None:
+    try:
+        image = read_image(path)
+    except ImageReadError:
+        return None
+    found = pipeline.find(image, still=True, limit=1)
+    return found[0].embedding if found else None
+
+
+@dataclass(frozen=True)
+class Trials:
+    """Distances of every genuine and impostor trial, for scoring at any threshold."""
+
+    genuine: list[tuple[str | None, float]]  # (nearest person, distance); None = no face / no gallery
+    genuine_truth: list[str]
+    impostor: list[float]  # nearest remaining distance (inf = no face)
+
+
+def collect_trials(gallery: dict[str, np.ndarray], probes: list[Probe], metric: Metric) -> Trials:
+    names = sorted(gallery)
+    matcher = Matcher(names, np.stack([gallery[n] for n in names]) if names else np.zeros((0, 1)), metric, 0.0)
+    genuine, truth, impostor = [], [], []
+    for probe in probes:
+        if probe.genuine:
+            truth.append(probe.person)
+            if probe.embedding is None:
+                genuine.append((None, float("inf")))
+                impostor.append(float("inf"))
+                continue
+            m = matcher.match(probe.embedding)
+            genuine.append((m.nearest, m.distance))
+            impostor.append(matcher.match(probe.embedding, exclude=probe.person).distance)
+        else:
+            impostor.append(float("inf") if probe.embedding is None else matcher.match(probe.embedding).distance)
+    return Trials(genuine, truth, impostor)
+
+
+def score(trials: Trials, threshold: float) -> tuple[Counter, int]:
+    """Genuine outcomes and false accepts at one threshold (pure)."""
+    outcomes: Counter = Counter({"correct": 0, "wrong": 0, "rejected": 0, "no face": 0})
+    for (nearest, dist), person in zip(trials.genuine, trials.genuine_truth):
+        if nearest is None and not np.isfinite(dist):
+            outcomes["no face"] += 1
+        elif dist > threshold:
+            outcomes["rejected"] += 1
+        else:
+            outcomes["correct" if nearest == person else "wrong"] += 1
+    false_accepts = sum(1 for d in trials.impostor if d <= threshold)
+    return outcomes, false_accepts
+
+
+def best_threshold(trials: Trials, max_far: float = 0.01) -> tuple[float | None, float]:
+    """Highest-TAR threshold whose FAR stays <= max_far on this set."""
+    n_imp = max(len(trials.impostor), 1)
+    n_gen = max(len(trials.genuine), 1)
+    candidates = sorted({d for _, d in trials.genuine if np.isfinite(d)} | {d for d in trials.impostor if np.isfinite(d)})
+    best: tuple[float | None, float] = (None, 0.0)
+    for t in candidates:
+        outcomes, fa = score(trials, t)
+        if fa / n_imp <= max_far and outcomes["correct"] / n_gen > best[1]:
+            best = (t, outcomes["correct"] / n_gen)
+    return best
+
+
+def evaluate(
+    root: Path,
+    pipeline: FacePipeline,
+    metric: Metric,
+    threshold: float,
+    rules: EnrolRules | None = None,
+    progress: Callable[[Path], None] | None = None,
+) -> EvalReport:
+    rules = rules or EnrolRules()
+    started = time.perf_counter()
+    images = 0
+    gallery: dict[str, np.ndarray] = {}
+    failures: list[str] = []
+    probes: list[Probe] = []
+    enrolled_count = strangers = 0
+    for person, files in people_folders(root).items():
+        if len(files) >= 3:
+            enrolled_count += 1
+            result = examine_photo(Photo(display_name(person), files[0]), pipeline, rules)
+            images += 1
+            if progress:
+                progress(files[0])
+            if result.ok:
+                gallery[person] = result.embedding
+            else:
+                failures.append(f"{person}/{files[0].name}: {result.outcome.value}")
+            probe_files, genuine = files[1:], True
+        else:
+            strangers += 1
+            probe_files, genuine = files, False
+        for path in probe_files:
+            probes.append(Probe(person, path, genuine, largest_face_embedding(path, pipeline)))
+            images += 1
+            if progress:
+                progress(path)
+    elapsed = time.perf_counter() - started
+    trials = collect_trials(gallery, probes, metric)
+    outcomes, false_accepts = score(trials, threshold)
+    n_gen, n_imp = len(trials.genuine), len(trials.impostor)
+    best_t, best_tar = best_threshold(trials)
+    # collect_trials makes exactly one impostor trial per probe, in probe order.
+    fa_details = [f"{p.person}/{p.path.name}" for p, d in zip(probes, trials.impostor) if d <= threshold]
+    return EvalReport(
+        threshold=threshold,
+        metric=metric,
+        people_enrolled=enrolled_count,
+        strangers=strangers,
+        enrolment_failures=failures,
+        genuine_probes=n_gen,
+        genuine_outcomes=dict(outcomes),
+        true_accept_rate=outcomes["correct"] / n_gen if n_gen else 0.0,
+        impostor_trials=n_imp,
+        false_accepts=false_accepts,
+        false_accept_rate=false_accepts / n_imp if n_imp else 0.0,
+        best_threshold_far_1pct=best_t,
+        tar_at_far_1pct=best_tar,
+        seconds_per_image=elapsed / images if images else 0.0,
+        images=images,
+        false_accept_details=fa_details,
+    )
+

@@ -1,0 +1,69 @@
+"""Nearest-person matching against the whole gallery in one matrix product.
+
+Per-person work (normalising, squared norms) is done once when the gallery is
+loaded, so matching a probe is one (N, D) x (D,) product whatever the metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Metric = Literal["cosine", "euclidean"]
+
+
+@dataclass(frozen=True)
+class Match:
+    person: str | None  # None: nobody within the threshold
+    distance: float  # to the nearest gallery entry (inf for an empty gallery)
+    nearest: str | None  # nearest person even when beyond the threshold
+
+    @property
+    def known(self) -> bool:
+        return self.person is not None
+
+
+class Matcher:
+    """Gallery embeddings of one model; several rows per person are allowed."""
+
+    def __init__(self, names: list[str], embeddings: np.ndarray, metric: Metric, threshold: float) -> None:
+        if len(names) != len(embeddings):
+            raise ValueError("one name per gallery embedding")
+        self.metric = metric
+        self.threshold = float(threshold)
+        self.names = list(names)
+        g = np.asarray(embeddings, dtype=np.float32).reshape(len(names), -1)
+        if metric == "cosine":
+            norms = np.linalg.norm(g, axis=1, keepdims=True)
+            self._g = g / np.maximum(norms, 1e-12)
+        elif metric == "euclidean":
+            self._g = g
+            self._sq = np.einsum("ij,ij->i", g, g)
+        else:
+            raise ValueError(f"unknown metric {metric!r}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def distances(self, query: np.ndarray) -> np.ndarray:
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if self.metric == "cosine":
+            return 1.0 - self._g @ (q / max(float(np.linalg.norm(q)), 1e-12))
+        return np.sqrt(np.maximum(self._sq - 2.0 * (self._g @ q) + float(q @ q), 0.0))
+
+    def match(self, query: np.ndarray, exclude: str | None = None) -> Match:
+        """Nearest person within the threshold, else unknown. `exclude` drops one
+        person's rows (leave-one-person-out impostor trials in evaluation)."""
+        if not self.names:
+            return Match(None, float("inf"), None)
+        d = self.distances(query)
+        if exclude is not None:
+            d = np.where(np.array([n == exclude for n in self.names]), np.inf, d)
+        i = int(np.argmin(d))
+        dist = float(d[i])
+        if not np.isfinite(dist):
+            return Match(None, float("inf"), None)
+        nearest = self.names[i]
+        return Match(nearest if dist <= self.threshold else None, dist, nearest)

@@ -1,0 +1,125 @@
+"""Where frames come from: a camera, a video file or stream, or a folder of images.
+
+A source spec is one string so it fits in the config and on the command line:
+`camera:0` or `0` (OpenCV camera index), `/dev/video0`, `picamera2`,
+`rtsp://...`/`http://...` (a stream), a video file, or a folder of images.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import cv2
+import numpy as np
+
+from device.images import ImageReadError, is_image_file, read_image
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg"})
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened, as one line with what to do instead."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # BGR uint8
+    index: int
+    timestamp: float  # time.monotonic() when captured
+
+
+class FrameSource(Protocol):
+    name: str
+    live: bool  # a camera/stream (drop stale frames) rather than a file (process every frame)
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class ImageFolderSource:
+    """Each image in a folder is one frame, in name order; unreadable files are skipped."""
+
+    live = False
+
+    def __init__(self, paths: list[Path], name: str) -> None:
+        self.name = name
+        self.paths = paths
+        if not self.paths:
+            raise SourceError(f"no images in {name}")
+        self.skipped: list[str] = []
+
+    @classmethod
+    def of_folder(cls, folder: Path) -> "ImageFolderSource":
+        return cls(sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name), f"folder:{folder.name}")
+
+    def frames(self) -> Iterator[Frame]:
+        for i, path in enumerate(self.paths):
+            try:
+                yield Frame(read_image(path), i, time.monotonic())
+            except ImageReadError as exc:
+                self.skipped.append(str(exc))
+
+    def close(self) -> None:
+        pass
+
+
+class VideoCaptureSource:
+    """OpenCV VideoCapture: video files, USB/V4L2 cameras and network streams."""
+
+    def __init__(self, target: str | int, name: str, live: bool, width: int | None = None, height: int | None = None) -> None:
+        self.name = name
+        self.live = live
+        self._cap = cv2.VideoCapture(target)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceError(_open_failure(name))
+        if live and width and height:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                return
+            yield Frame(image, index, time.monotonic())
+            index += 1
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def _open_failure(name: str) -> str:
+    if name.startswith("camera:") or name.startswith("/dev/video"):
+        return f"no camera at {name}: connect one, or give a video file or image folder with --source"
+    return f"cannot open {name}: not a readable video or stream"
+
+
+def open_source(spec: str, width: int | None = None, height: int | None = None) -> FrameSource:
+    spec = spec.strip()
+    if spec.isdigit() or spec.startswith("camera:"):
+        index = int(spec.split(":", 1)[-1])
+        return VideoCaptureSource(index, f"camera:{index}", live=True, width=width, height=height)
+    if spec == "picamera2":
+        from device.picamera import PiCameraSource  # only on a Pi with python3-picamera2
+
+        return PiCameraSource(width or 640, height or 480)
+    if "://" in spec:
+        return VideoCaptureSource(spec, f"stream:{spec.split('://', 1)[0]}", live=True)
+    path = Path(spec).expanduser()
+    if spec.startswith("/dev/"):
+        if not path.exists():
+            raise SourceError(_open_failure(spec))
+        return VideoCaptureSource(spec, spec, live=True, width=width, height=height)
+    if path.is_dir():
+        return ImageFolderSource.of_folder(path)
+    if path.is_file():
+        if is_image_file(path):
+            return ImageFolderSource([path], f"image:{path.name}")
+        return VideoCaptureSource(str(path), f"video:{path.name}", live=False)
+    raise SourceError(f"source not found: {spec} (a camera index, /dev/videoN, picamera2, a URL, a video file or an image folder)")

@@ -1,0 +1,105 @@
+"""Per-person work: follow faces across frames and decide once per track.
+
+Embedding is the expensive step (tens to hundreds of ms on a Pi), so a face
+is embedded only until its track is decided: a person when k of its first n
+matches agree, unknown when n matches do not. Detection still runs on every
+frame; it is cheap and keeps the tracks attached to the right faces.
+Pure logic over boxes and match results, so it is tested on scripted input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from collections import Counter
+
+from device.detect import FaceBox
+from device.matcher import Match
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    confirm_k: int = 2
+    confirm_n: int = 4
+    iou: float = 0.3
+    max_missing: int = 15
+
+
+@dataclass(frozen=True)
+class Decision:
+    track_id: int
+    person: str | None  # None: the track was decided unknown
+    distance: float  # median distance of the agreeing matches (or of all, if unknown)
+    embeddings: int  # how many embeddings the decision took
+
+
+@dataclass
+class Track:
+    id: int
+    box: FaceBox
+    last_frame: int
+    matches: list[Match] = field(default_factory=list)
+    decision: Decision | None = None
+
+    @property
+    def needs_embedding(self) -> bool:
+        return self.decision is None
+
+
+def decide(matches: list[Match], k: int, n: int, track_id: int) -> Decision | None:
+    """k of the first n matches naming one person -> that person; n without -> unknown."""
+    votes = Counter(m.person for m in matches if m.person is not None)
+    if votes:
+        person, count = votes.most_common(1)[0]
+        if count >= k:
+            dists = sorted(m.distance for m in matches if m.person == person)
+            return Decision(track_id, person, dists[len(dists) // 2], len(matches))
+    if len(matches) >= n:
+        dists = sorted(m.distance for m in matches)
+        return Decision(track_id, None, dists[len(dists) // 2], len(matches))
+    return None
+
+
+class Tracker:
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
+        self.settings = settings or TrackerSettings()
+        self.tracks: dict[int, Track] = {}
+        self._next_id = 1
+
+    def update(self, boxes: list[FaceBox], frame_index: int) -> list[tuple[Track, FaceBox]]:
+        """Attach this frame's boxes to tracks (greedy by overlap), start new
+        tracks for the rest, drop tracks unseen for too long. Returns the tracks
+        seen in this frame with their current box."""
+        pairs = sorted(
+            ((box.iou(track.box), bi, tid) for bi, box in enumerate(boxes) for tid, track in self.tracks.items()),
+            reverse=True,
+        )
+        used_boxes: set[int] = set()
+        used_tracks: set[int] = set()
+        seen: list[tuple[Track, FaceBox]] = []
+        for overlap, bi, tid in pairs:
+            if overlap < self.settings.iou:
+                break
+            if bi in used_boxes or tid in used_tracks:
+                continue
+            used_boxes.add(bi)
+            used_tracks.add(tid)
+            track = self.tracks[tid]
+            track.box, track.last_frame = boxes[bi], frame_index
+            seen.append((track, boxes[bi]))
+        for bi, box in enumerate(boxes):
+            if bi not in used_boxes:
+                track = Track(self._next_id, box, frame_index)
+                self.tracks[track.id] = track
+                self._next_id += 1
+                seen.append((track, box))
+        for tid in [t for t, tr in self.tracks.items() if frame_index - tr.last_frame > self.settings.max_missing]:
+            del self.tracks[tid]
+        return seen
+
+    def add_match(self, track: Track, match: Match) -> Decision | None:
+        """Record one embedding's match; returns the decision when this one made it."""
+        if track.decision is not None:
+            return None
+        track.matches.append(match)
+        track.decision = decide(track.matches, self.settings.confirm_k, self.settings.confirm_n, track.id)
+        return track.decision

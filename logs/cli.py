@@ -1,0 +1,491 @@
+"""`clockface logs ...` and `clockface web`: reviewing attendance from a shell.
+
+Modelled on sqlite-utils: every command takes ``--db``; every listing is an
+aligned table for people, ``--json`` for programs and ``--csv FILE`` for
+spreadsheets (``-`` is stdout). Times are shown in the configured zone.
+
+The root CLI may put a config object in ``ctx.obj`` (with
+``.paths.attendance_db`` and ``.logs``, a :class:`LogsSettings`); without one
+the commands fall back to ``--db`` and default settings. That lookup lives in
+:func:`resolve` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time as time_module
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from tabulate import tabulate
+
+from logs import reports
+from logs.retention import purge_before
+from logs.settings import LogsSettings, SettingsError
+from logs.store import AttendanceEvent, AttendanceStore, StoreError
+
+DEFAULT_DB = Path("/var/lib/clockface/attendance.db")
+PASSWORD_FILE_NAME = "web-password"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class LogsContext:
+    """Everything a logs command needs to know about where and how, resolved once."""
+
+    db: Path
+    settings: LogsSettings
+
+
+def resolve(ctx: click.Context, db: Path | None, timezone_name: str | None = None) -> LogsContext:
+    """The one place that decides which database and settings a command uses.
+
+    Precedence: ``--db``/``--timezone`` flags, then the config object the root
+    CLI left in ``ctx.obj``, then built-in defaults.
+    """
+    config = ctx.obj
+    settings = getattr(config, "logs", None) if config is not None else None
+    if not isinstance(settings, LogsSettings):
+        settings = LogsSettings()
+    if db is None:
+        paths = getattr(config, "paths", None) if config is not None else None
+        configured = getattr(paths, "attendance_db", None) if paths is not None else None
+        db = Path(configured) if configured else DEFAULT_DB
+    if timezone_name:
+        try:
+            settings = LogsSettings(
+                timezone=timezone_name,
+                expected_start=settings.expected_start,
+                retention_days=settings.retention_days,
+                terminal_id=settings.terminal_id,
+                web=settings.web,
+            )
+        except SettingsError as exc:
+            raise click.BadParameter(str(exc), param_hint="--timezone") from exc
+    return LogsContext(db=Path(db), settings=settings)
+
+
+def one_line_errors(fn: F) -> F:
+    """Show StoreError/SettingsError as click's one-line ``Error: ...`` instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (StoreError, SettingsError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def db_option(fn: F) -> F:
+    fn = click.option(
+        "--timezone",
+        "timezone_name",
+        metavar="ZONE",
+        help="IANA zone to show times in (default: [logs] timezone, else UTC).",
+    )(fn)
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Attendance database (default: configured paths.attendance_db, else {DEFAULT_DB}).",
+    )(fn)
+
+
+def output_options(fn: F) -> F:
+    fn = click.option("--json", "as_json", is_flag=True, help="Output JSON.")(fn)
+    return click.option(
+        "--csv", "csv_file", type=click.Path(dir_okay=False, allow_dash=True), help="Write CSV to FILE ('-' for stdout)."
+    )(fn)
+
+
+# --- formatting (pure) ---------------------------------------------------------
+
+
+def _hhmm(moment: datetime | None, day: date | None = None) -> str:
+    if moment is None:
+        return "-"
+    text = moment.strftime("%H:%M")
+    if day is not None and moment.date() != day:
+        text += f" (+{(moment.date() - day).days})" if moment.date() > day else f" ({(moment.date() - day).days})"
+    return text
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def day_row_dict(row: reports.DayRow) -> dict[str, Any]:
+    """The machine form of a report row (JSON and CSV share it)."""
+    return {
+        "date": row.day.isoformat(),
+        "person": row.person,
+        "first_in": _iso(row.first_in),
+        "last_out": _iso(row.last_out),
+        "hours": row.hours,
+        "shifts": row.shifts,
+        "open": row.open,
+        "late": row.late,
+        "late_minutes": row.late_minutes,
+        "basis": row.basis,
+    }
+
+
+def total_dict(total: reports.PersonTotal) -> dict[str, Any]:
+    return {
+        "person": total.person,
+        "days": total.days,
+        "hours": total.hours,
+        "late_days": total.late_days,
+        "open_days": total.open_days,
+    }
+
+
+def event_dict(event: AttendanceEvent, zone: Any) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "person": event.person,
+        "event_type": event.event_type,
+        "timestamp_utc": event.timestamp_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "local_time": _iso(event.timestamp_utc.astimezone(zone)),
+        "utc_offset_minutes": event.utc_offset_minutes,
+        "distance": event.distance,
+        "source": event.source,
+        "terminal_id": event.terminal_id,
+    }
+
+
+def _note(row: reports.DayRow) -> str:
+    notes = []
+    if row.open:
+        notes.append("no check-out")
+    if row.basis == "seen":
+        notes.append("sightings only")
+    return ", ".join(notes)
+
+
+def day_table(rows: Sequence[reports.DayRow], with_date: bool) -> str:
+    headers = (["date"] if with_date else []) + ["person", "in", "out", "hours", "late", "note"]
+    body = [
+        ([row.day.isoformat()] if with_date else [])
+        + [
+            row.person,
+            _hhmm(row.first_in, row.day),
+            _hhmm(row.last_out, row.day),
+            f"{row.hours:.2f}",
+            f"+{row.late_minutes} min" if row.late_minutes else "",
+            _note(row),
+        ]
+        for row in rows
+    ]
+    return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def emit(records: list[dict[str, Any]], as_json: bool, csv_file: str | None, human: Callable[[], str]) -> None:
+    """Write records as CSV and/or JSON, or the human table when neither was asked for."""
+    if csv_file:
+        columns = list(records[0]) if records else []
+        if csv_file == "-":
+            _write_csv(sys.stdout, records, columns)
+        else:
+            with open(csv_file, "w", newline="", encoding="utf-8") as fh:
+                _write_csv(fh, records, columns)
+            if not as_json:
+                click.echo(f"Wrote {len(records)} rows to {csv_file}", err=True)
+    if as_json:
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    elif not csv_file:
+        click.echo(human())
+
+
+def _write_csv(fh: Any, records: Iterable[dict[str, Any]], columns: list[str]) -> None:
+    writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _csv_value(v) for k, v in record.items()})
+
+
+def _csv_value(value: Any) -> Any:
+    """Blank for None and JSON-style true/false, so CSV and JSON agree."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _load_rows(
+    store: AttendanceStore, lctx: LogsContext, first: date, last: date, person: str | None
+) -> list[reports.DayRow]:
+    zone = lctx.settings.zone
+    start, end = reports.range_bounds_utc(first, last, zone)
+    margin = reports.DEFAULT_MAX_SHIFT
+    events = store.events_between(start - margin, end + margin, person=person)
+    return reports.daily_rows(events, zone, first, last, lctx.settings.expected_start)
+
+
+def _open_readonly(lctx: LogsContext) -> AttendanceStore:
+    return AttendanceStore(lctx.db, readonly=True)
+
+
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+# --- commands ------------------------------------------------------------------
+
+
+@click.group()
+def logs() -> None:
+    """Review the attendance log: today, reports, tail, purge."""
+
+
+@logs.command()
+@db_option
+@output_options
+@click.option("--date", "on_date", type=DATE, help="Show this local day instead of today (YYYY-MM-DD).")
+@click.pass_context
+@one_line_errors
+def today(
+    ctx: click.Context, db: Path | None, timezone_name: str | None, as_json: bool, csv_file: str | None, on_date: datetime | None
+) -> None:
+    """Who came in today, when they left, and who was late."""
+    lctx = resolve(ctx, db, timezone_name)
+    day = on_date.date() if on_date else datetime.now(timezone.utc).astimezone(lctx.settings.zone).date()
+    with _open_readonly(lctx) as store:
+        rows = _load_rows(store, lctx, day, day, None)
+
+    def human() -> str:
+        expected = lctx.settings.expected_start
+        heading = f"{day.isoformat()} ({lctx.settings.timezone})" + (f", expected start {expected:%H:%M}" if expected else "")
+        if not rows:
+            return f"{heading}: nobody yet"
+        late = sum(1 for r in rows if r.late)
+        return f"{heading}: {len(rows)} present, {late} late\n\n{day_table(rows, with_date=False)}"
+
+    emit([day_row_dict(r) for r in rows], as_json, csv_file, human)
+
+
+@logs.command()
+@db_option
+@output_options
+@click.option("--from", "from_", type=DATE, required=True, help="First local day (YYYY-MM-DD).")
+@click.option("--to", "to", type=DATE, help="Last local day, inclusive (default: same as --from).")
+@click.option("--person", help="Only this person.")
+@click.option("--totals", is_flag=True, help="One row per person (days, hours, late days) instead of per day.")
+@click.pass_context
+@one_line_errors
+def report(
+    ctx: click.Context,
+    db: Path | None,
+    timezone_name: str | None,
+    as_json: bool,
+    csv_file: str | None,
+    from_: datetime,
+    to: datetime | None,
+    person: str | None,
+    totals: bool,
+) -> None:
+    """First-in / last-out, hours and lateness per person per day.
+
+    Night shifts count on the day they started; DST days are 23 or 25 hours.
+    """
+    lctx = resolve(ctx, db, timezone_name)
+    first, last = from_.date(), (to or from_).date()
+    with _open_readonly(lctx) as store:
+        rows = _load_rows(store, lctx, first, last, person)
+    person_totals = reports.totals(rows)
+
+    def human() -> str:
+        if not rows:
+            return f"No attendance from {first} to {last} ({lctx.settings.timezone})."
+        total_table = tabulate(
+            [[t.person, t.days, f"{t.hours:.2f}", t.late_days, t.open_days] for t in person_totals],
+            headers=["person", "days", "hours", "late days", "open days"],
+            tablefmt="simple",
+            disable_numparse=True,
+        )
+        if totals:
+            return total_table
+        return f"{day_table(rows, with_date=True)}\n\nTotals {first} to {last} ({lctx.settings.timezone})\n\n{total_table}"
+
+    records = [total_dict(t) for t in person_totals] if totals else [day_row_dict(r) for r in rows]
+    emit(records, as_json, csv_file, human)
+
+
+@logs.command()
+@db_option
+@click.option("-n", "--lines", default=10, show_default=True, help="How many recent events to show first.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they are recorded.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls with -f.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (newline-delimited).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout.")
+@click.pass_context
+@one_line_errors
+def tail(
+    ctx: click.Context,
+    db: Path | None,
+    timezone_name: str | None,
+    lines: int,
+    follow: bool,
+    interval: float,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Show the latest events; with -f, follow new ones (Ctrl-C to stop).
+
+    Polls by rowid through a read-only connection, so it never blocks the recogniser.
+    """
+    lctx = resolve(ctx, db, timezone_name)
+    zone = lctx.settings.zone
+    csv_writer: csv.DictWriter | None = None
+
+    def show(event: AttendanceEvent) -> None:
+        nonlocal csv_writer
+        record = event_dict(event, zone)
+        if as_json:
+            click.echo(json.dumps(record, ensure_ascii=False))
+        elif as_csv:
+            if csv_writer is None:
+                csv_writer = csv.DictWriter(sys.stdout, fieldnames=list(record), lineterminator="\n")
+                csv_writer.writeheader()
+            csv_writer.writerow(record)
+            sys.stdout.flush()
+        else:
+            local = event.timestamp_utc.astimezone(zone)
+            click.echo(
+                f"{local:%Y-%m-%d %H:%M:%S %Z}  {event.event_type:<9}  {event.person:<20}  "
+                f"{event.distance:5.3f}  {event.source}  {event.terminal_id}"
+            )
+
+    with _open_readonly(lctx) as store:
+        cursor = store.last_rowids(lines) if lines > 0 else store.max_rowid()
+        for cursor, event in store.events_after(cursor):
+            show(event)
+        while follow:
+            try:
+                time_module.sleep(interval)
+                for cursor, event in store.events_after(cursor):
+                    show(event)
+            except KeyboardInterrupt:
+                break
+
+
+@logs.command()
+@db_option
+@click.option("--before", type=DATE, required=True, help="Remove events from local days before this date.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Output the result as JSON.")
+@click.pass_context
+@one_line_errors
+def purge(ctx: click.Context, db: Path | None, timezone_name: str | None, before: datetime, yes: bool, as_json: bool) -> None:
+    """Remove events before a date (the manual form of retention; recorded in audit_log)."""
+    lctx = resolve(ctx, db, timezone_name)
+    day = before.date()
+    with AttendanceStore(lctx.db) as store:
+        cutoff, _ = reports.day_bounds_utc(day, lctx.settings.zone)
+        count = store.count_before(cutoff)
+        if count and not yes:
+            click.confirm(f"Remove {count} events recorded before {day} ({lctx.settings.timezone}) from {lctx.db}?", abort=True)
+        result = purge_before(store, day, lctx.settings.zone, reason="manual")
+    if as_json:
+        click.echo(json.dumps({"before": day.isoformat(), "cutoff_utc": _iso(result.cutoff_utc), "removed": result.removed}))
+    else:
+        click.echo(f"Removed {result.removed} events before {day} ({lctx.settings.timezone}).")
+
+
+@logs.command()
+@db_option
+@click.argument("person")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@one_line_errors
+def erase(ctx: click.Context, db: Path | None, timezone_name: str | None, person: str, yes: bool) -> None:
+    """Remove every event of PERSON (an erasure request; recorded in audit_log)."""
+    lctx = resolve(ctx, db, timezone_name)
+    if not yes:
+        click.confirm(f"Remove all attendance events of {person!r} from {lctx.db}?", abort=True)
+    with AttendanceStore(lctx.db) as store:
+        removed = store.erase_person(person)
+    click.echo(f"Removed {removed} events of {person}.")
+
+
+# --- web ---------------------------------------------------------------------
+
+
+def default_password_file(db: Path) -> Path:
+    """The hash lives next to the database, readable by the service user only."""
+    return db.parent / PASSWORD_FILE_NAME
+
+
+@click.group(invoke_without_command=True)
+@db_option
+@click.option("--host", help="Address to bind (default: [web] host, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: [web] port, 8001).")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), help="Password hash file (default: next to the database).")
+@click.pass_context
+@one_line_errors
+def web(
+    ctx: click.Context,
+    db: Path | None,
+    timezone_name: str | None,
+    host: str | None,
+    port: int | None,
+    password_file: Path | None,
+) -> None:
+    """Serve the attendance log read-only in Datasette, behind a password.
+
+    Binds to 127.0.0.1 unless [web] allow_lan = true. Set the password first
+    with `clockface web set-password`.
+    """
+    if ctx.invoked_subcommand is not None:
+        ctx.meta["logs.web"] = {"db": db, "timezone_name": timezone_name, "password_file": password_file}
+        return
+    from logs import web as web_module  # Datasette is imported only when serving
+
+    lctx = resolve(ctx, db, timezone_name)
+    changes: dict[str, Any] = {}
+    if host:
+        changes["host"] = host
+    if port:
+        changes["port"] = port
+    settings = lctx.settings.with_web(**changes) if changes else lctx.settings
+    password_hash = settings.web.password_hash or web_module.read_password_file(
+        password_file or default_password_file(lctx.db)
+    )
+    if not password_hash:
+        raise click.ClickException(
+            "no web password set; run `clockface web set-password` (or set [web] password_hash) first"
+        )
+    web_module.serve(lctx.db, settings, password_hash)
+
+
+@web.command("set-password")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password (prompted if omitted).")
+@click.option("--print", "print_only", is_flag=True, help="Only print the hash (for [web] password_hash), do not write a file.")
+@click.pass_context
+@one_line_errors
+def set_password(ctx: click.Context, password: str, print_only: bool) -> None:
+    """Store a hash of the web view password (user name: admin)."""
+    from logs.web import hash_password, write_password_file
+
+    if len(password) < 8:
+        raise click.ClickException("password must be at least 8 characters")
+    hashed = hash_password(password)
+    if print_only:
+        click.echo(hashed)
+        return
+    options = ctx.meta.get("logs.web", {})
+    lctx = resolve(ctx, options.get("db"), options.get("timezone_name"))
+    target = options.get("password_file") or default_password_file(lctx.db)
+    write_password_file(target, hashed)
+    click.echo(f"Password hash written to {target} (log in as 'admin').")

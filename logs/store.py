@@ -1,0 +1,477 @@
+"""The attendance log: an append-only SQLite database of who arrived when.
+
+Attendance is evidence, so the store is built around three promises:
+
+* a committed event survives a power cut (WAL journal, ``synchronous=FULL``,
+  one short transaction per event);
+* an event is never rewritten: triggers refuse ``UPDATE`` always and
+  ``DELETE`` unless the retention/erasure path in this module has opened a
+  deletion permit inside its own transaction, and every such deletion is
+  written to ``audit_log``;
+* the recogniser (one writer) and reports / the web view (readers) can work
+  at the same time: WAL lets readers proceed while a write is in progress
+  and ``busy_timeout`` makes writers queue instead of failing.
+
+No biometric data (images, embeddings) is ever stored here: the gallery has
+its own database, so the web view can expose this file without exposing
+faces.
+
+Schema history (``PRAGMA user_version``):
+
+* v1 — the end-to-end prototype: ``events(id, person, event_type,
+  timestamp_utc, distance, source)``.
+* v2 — adds ``utc_offset_minutes`` and ``terminal_id`` to ``events``, the
+  optional ``unknown_events`` table, ``audit_log``, append-only triggers and
+  indexes for the per-person and per-day queries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = ("check-in", "check-out", "seen")
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_MS = 10_000
+# Fixed-width UTC text sorts chronologically, and SQLite's date functions
+# read it directly (Datasette canned queries rely on that).
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class StoreError(RuntimeError):
+    """A problem with the attendance database, as one line a person can act on."""
+
+
+def format_utc(moment: datetime) -> str:
+    """The stored text form of an instant; refuses naive datetimes (whose zone is a guess)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"timestamp must be timezone-aware, got naive {moment.isoformat()}")
+    return moment.astimezone(timezone.utc).strftime(_TS_FORMAT)
+
+
+def parse_utc(text: str) -> datetime:
+    """Inverse of :func:`format_utc`; also accepts v1 rows written without microseconds."""
+    text = text.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class AttendanceEvent:
+    """One confirmed decision of the recogniser (per person, not per frame)."""
+
+    person: str
+    event_type: str  # "check-in" | "check-out" | "seen"
+    timestamp_utc: datetime  # timezone-aware, UTC
+    utc_offset_minutes: int  # the terminal's local offset at that instant (e.g. +60)
+    distance: float  # match distance
+    source: str  # e.g. "camera:0", "video:clip.mp4"
+    terminal_id: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        if not self.person.strip():
+            raise ValueError("event person must not be empty")
+        if self.event_type not in EVENT_TYPES:
+            raise ValueError(f"event_type must be one of {', '.join(EVENT_TYPES)}, got {self.event_type!r}")
+        if self.timestamp_utc.tzinfo is None or self.timestamp_utc.utcoffset() is None:
+            raise ValueError("timestamp_utc must be timezone-aware")
+        if not -16 * 60 <= self.utc_offset_minutes <= 16 * 60:
+            raise ValueError(f"utc_offset_minutes out of range: {self.utc_offset_minutes}")
+
+    @property
+    def local_time(self) -> datetime:
+        """The instant as the terminal's wall clock showed it (its recorded offset)."""
+        return self.timestamp_utc.astimezone(timezone(timedelta(minutes=self.utc_offset_minutes)))
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["timestamp_utc"] = format_utc(self.timestamp_utc)
+        row["distance"] = float(self.distance)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AttendanceEvent:
+        return cls(
+            id=row["id"],
+            person=row["person"],
+            event_type=row["event_type"],
+            timestamp_utc=parse_utc(row["timestamp_utc"]),
+            utc_offset_minutes=int(row["utc_offset_minutes"]),
+            distance=float(row["distance"]),
+            source=row["source"],
+            terminal_id=row["terminal_id"],
+        )
+
+
+@dataclass(frozen=True)
+class UnknownFaceEvent:
+    """A face that matched nobody. Deliberately without image or embedding."""
+
+    timestamp_utc: datetime
+    utc_offset_minutes: int
+    nearest_distance: float | None
+    source: str
+    terminal_id: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["timestamp_utc"] = format_utc(self.timestamp_utc)
+        return row
+
+
+# --- schema ----------------------------------------------------------------
+# Migrations are frozen history: plain SQL, never edited once released.
+
+_V1 = """
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    person TEXT NOT NULL,
+    event_type TEXT NOT NULL CHECK (event_type IN ('check-in', 'check-out', 'seen')),
+    timestamp_utc TEXT NOT NULL,
+    distance REAL NOT NULL,
+    source TEXT NOT NULL
+);
+"""
+
+_APPEND_ONLY = """
+CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table}
+BEGIN
+    SELECT RAISE(ABORT, '{table} is append-only: rows cannot be changed');
+END;
+CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table}
+WHEN NOT EXISTS (SELECT 1 FROM _deletion_permit)
+BEGIN
+    SELECT RAISE(ABORT, '{table} is append-only: delete only through retention or erasure');
+END;
+"""
+
+_V2 = (
+    """
+ALTER TABLE events ADD COLUMN utc_offset_minutes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN terminal_id TEXT NOT NULL DEFAULT 'unknown';
+CREATE INDEX events_timestamp ON events (timestamp_utc);
+CREATE INDEX events_person_timestamp ON events (person, timestamp_utc);
+CREATE TABLE unknown_events (
+    id TEXT PRIMARY KEY,
+    timestamp_utc TEXT NOT NULL,
+    utc_offset_minutes INTEGER NOT NULL,
+    nearest_distance REAL,
+    source TEXT NOT NULL,
+    terminal_id TEXT NOT NULL
+);
+CREATE INDEX unknown_events_timestamp ON unknown_events (timestamp_utc);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at_utc TEXT NOT NULL,
+    action TEXT NOT NULL,
+    rows_affected INTEGER NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+CREATE TABLE _deletion_permit (reason TEXT NOT NULL);
+"""
+    + _APPEND_ONLY.format(table="events")
+    + _APPEND_ONLY.format(table="unknown_events")
+)
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+"""``MIGRATIONS[n]`` takes a database from version n-1 to n."""
+
+_OUR_TABLES = {"events", "unknown_events", "audit_log", "_deletion_permit"}
+
+
+def _one_line(path: Path, exc: BaseException) -> str:
+    """Turn a sqlite3/OS error into the one line an operator needs."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lowered = text.lower()
+    if "file is not a database" in lowered or "malformed" in lowered:
+        return f"{path}: file is not a database (corrupt or not SQLite); move it aside and restore a backup"
+    if "disk is full" in lowered or "disk full" in lowered:
+        return f"{path}: disk full, the event was not recorded; free space on the device"
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"{path}: database or its folder is read-only; check permissions and the filesystem mount"
+    if "unable to open" in lowered:
+        return f"{path}: cannot open the database file; check that the folder exists and is writable"
+    if "locked" in lowered or "busy" in lowered:
+        return f"{path}: database is locked by another process for more than {BUSY_TIMEOUT_MS // 1000}s"
+    return f"{path}: {text}"
+
+
+class AttendanceStore:
+    """Open (creating and migrating as needed) the attendance database at *path*.
+
+    ``readonly=True`` is for reports: it never creates, migrates or writes,
+    and refuses a database whose schema is not the current one.
+    """
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        try:
+            self._conn = self._connect()
+            self.db = sqlite_utils.Database(self._conn)
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+            self._ensure_schema()
+        except StoreError:
+            self._close_quietly()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            self._close_quietly()
+            raise StoreError(_one_line(self.path, exc)) from exc
+
+    # --- connection --------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if not self.path.parent.is_dir():
+            raise StoreError(f"{self.path}: folder {self.path.parent} does not exist")
+        if self.readonly:
+            if not self.path.exists():
+                raise StoreError(f"{self.path}: no attendance database here yet")
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return conn
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing a broken handle
+                pass
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """One short write transaction, taken IMMEDIATE so writers queue on busy_timeout
+        instead of failing when a deferred read lock cannot be upgraded."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: opened read-only")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.rollback()
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self.db.rollback()
+            raise StoreError(_one_line(self.path, exc)) from exc
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _ensure_schema(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema v{version} is newer than this clockface understands (v{SCHEMA_VERSION}); upgrade clockface"
+            )
+        if version == 0 and set(self.db.table_names()) - _OUR_TABLES:
+            raise StoreError(f"{self.path}: not an attendance database (it has other tables); check the configured path")
+        if version == SCHEMA_VERSION:
+            return
+        if self.readonly:
+            raise StoreError(
+                f"{self.path}: schema v{version}, expected v{SCHEMA_VERSION}; run any logs command once without read-only access to migrate"
+            )
+        self.migrate()
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations, all in one transaction (so a crash leaves the old version intact).
+
+        The version is re-read inside the write lock, so two processes opening a
+        fresh database at once do not both migrate it.
+        """
+        applied: list[int] = []
+        with self._write() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _split_sql(MIGRATIONS[target]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={target}")
+                applied.append(target)
+            if applied and version > 0:
+                self._audit(db, "migrate", 0, {"from": version, "to": SCHEMA_VERSION})
+        if applied:
+            log.info("attendance database %s migrated to schema v%d", self.path, SCHEMA_VERSION)
+        return applied
+
+    # --- writing -------------------------------------------------------------
+    def record(self, event: AttendanceEvent) -> None:
+        """Append *event* in its own committed transaction.
+
+        Recording the same event id twice is a caller bug (a replayed decision);
+        it raises rather than silently overwriting evidence.
+        """
+        try:
+            with self._write() as db:
+                db["events"].insert(event.to_row())
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"{self.path}: event {event.id} not recorded: {exc}") from exc
+
+    def record_unknown(self, event: UnknownFaceEvent) -> None:
+        """Append an unknown-face event (time and place only, never an image)."""
+        try:
+            with self._write() as db:
+                db["unknown_events"].insert(event.to_row())
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"{self.path}: unknown event {event.id} not recorded: {exc}") from exc
+
+    # --- reading -------------------------------------------------------------
+    def _read(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except sqlite3.Error as exc:
+            raise StoreError(_one_line(self.path, exc)) from exc
+
+    def last_event(self, person: str) -> AttendanceEvent | None:
+        """The person's most recent event, so the recogniser can alternate check-in/check-out."""
+        rows = self._read(
+            lambda: list(
+                self.db["events"].rows_where(
+                    "person = ?", [person], order_by="timestamp_utc desc, rowid desc", limit=1
+                )
+            )
+        )
+        return AttendanceEvent.from_row(rows[0]) if rows else None
+
+    def events_between(
+        self, start_utc: datetime, end_utc: datetime, person: str | None = None
+    ) -> list[AttendanceEvent]:
+        """Events with ``start_utc <= timestamp < end_utc`` in time order (half-open, so days tile)."""
+        where = "timestamp_utc >= ? and timestamp_utc < ?"
+        params: list[Any] = [format_utc(start_utc), format_utc(end_utc)]
+        if person is not None:
+            where += " and person = ?"
+            params.append(person)
+        rows = self._read(
+            lambda: list(self.db["events"].rows_where(where, params, order_by="timestamp_utc, rowid"))
+        )
+        return [AttendanceEvent.from_row(row) for row in rows]
+
+    def events_after(self, after_rowid: int = 0, limit: int | None = None) -> list[tuple[int, AttendanceEvent]]:
+        """Events in insertion order after *after_rowid*: what ``logs tail -f`` polls."""
+        rows = self._read(
+            lambda: list(
+                self.db["events"].rows_where(
+                    "rowid > ?", [after_rowid], select="rowid, *", order_by="rowid", limit=limit
+                )
+            )
+        )
+        return [(row.pop("rowid"), AttendanceEvent.from_row(row)) for row in rows]
+
+    def last_rowids(self, count: int) -> int:
+        """The rowid after which the newest *count* events start (for ``tail -n``)."""
+        row = self._read(
+            lambda: self.db.execute(
+                "select coalesce(min(rowid) - 1, 0) from (select rowid from events order by rowid desc limit ?)",
+                [count],
+            ).fetchone()
+        )
+        return int(row[0])
+
+    def max_rowid(self) -> int:
+        return int(self._read(lambda: self.db.execute("select coalesce(max(rowid), 0) from events").fetchone())[0])
+
+    def count_before(self, cutoff_utc: datetime) -> int:
+        """How many events a purge at *cutoff_utc* would remove (for the confirmation prompt)."""
+        return self._read(lambda: self.db["events"].count_where("timestamp_utc < ?", [format_utc(cutoff_utc)]))
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        return self._read(lambda: list(self.db["audit_log"].rows_where(order_by="id")))
+
+    # --- the only delete paths ----------------------------------------------
+    def _audit(self, db: sqlite_utils.Database, action: str, rows: int, detail: dict[str, Any]) -> None:
+        db["audit_log"].insert(
+            {
+                "at_utc": format_utc(datetime.now(timezone.utc)),
+                "action": action,
+                "rows_affected": rows,
+                "detail": json.dumps(detail, sort_keys=True),
+            }
+        )
+
+    def _permitted_delete(
+        self, action: str, where: str, params: list[Any], detail: dict[str, Any], include_unknown: bool
+    ) -> int:
+        """Delete from events and unknown_events under a permit that lives only inside
+        this transaction, and write the audit entry in the same commit."""
+        with self._write() as db:
+            db.execute("INSERT INTO _deletion_permit (reason) VALUES (?)", [action])
+            removed = db.execute(f"DELETE FROM events WHERE {where}", params).rowcount
+            removed_unknown = (
+                db.execute(f"DELETE FROM unknown_events WHERE {where}", params).rowcount if include_unknown else 0
+            )
+            db.execute("DELETE FROM _deletion_permit")
+            self._audit(db, action, removed + removed_unknown, {**detail, "events": removed, "unknown_events": removed_unknown})
+        log.info("attendance %s: removed %d events, %d unknown events (%s)", action, removed, removed_unknown, detail)
+        return removed + removed_unknown
+
+    def purge_before(self, cutoff_utc: datetime, reason: str = "retention") -> int:
+        """Remove events strictly before *cutoff_utc*; returns rows removed. Logged in audit_log."""
+        cutoff = format_utc(cutoff_utc)
+        return self._permitted_delete(
+            "purge", "timestamp_utc < ?", [cutoff], {"before_utc": cutoff, "reason": reason}, include_unknown=True
+        )
+
+    def erase_person(self, person: str) -> int:
+        """Remove every event of *person* (a data-subject erasure request). Logged in audit_log."""
+        return self._permitted_delete("erase", "person = ?", [person], {"person": person}, include_unknown=False)
+
+    # --- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        self._close_quietly()
+
+    def __enter__(self) -> AttendanceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (``BEGIN ... END;``) whole."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

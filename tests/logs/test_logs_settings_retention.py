@@ -1,0 +1,90 @@
+"""[logs]/[web] settings validation and the retention policy."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, time
+from pathlib import Path
+
+import pytest
+from conftest import LONDON, event, local, utc
+
+from logs.retention import apply_retention, purge_before, retention_cutoff
+from logs.settings import LogsSettings, SettingsError, WebSettings
+from logs.store import AttendanceStore
+
+EXAMPLE = """
+[logs]
+timezone = "Europe/London"
+expected_start = 08:30:00
+retention_days = 90
+terminal_id = "front-door"
+
+[web]
+port = 8080
+allow_lan = true
+host = "0.0.0.0"
+
+[camera]
+index = 0
+"""
+
+
+def test_from_toml_document() -> None:
+    settings = LogsSettings.from_toml_dict(tomllib.loads(EXAMPLE))
+    assert settings == LogsSettings(
+        timezone="Europe/London",
+        expected_start=time(8, 30),
+        retention_days=90,
+        terminal_id="front-door",
+        web=WebSettings(host="0.0.0.0", port=8080, allow_lan=True),
+    )
+
+
+def test_defaults_and_bare_logs_table() -> None:
+    assert LogsSettings.from_toml_dict({}) == LogsSettings()
+    assert LogsSettings().web == WebSettings("127.0.0.1", 8001, None, False)
+    assert LogsSettings.from_toml_dict({"expected_start": "09:00"}).expected_start == time(9)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"logs": {"timezone": "Europe/Londn"}}, "logs.timezone = 'Europe/Londn' is not an IANA time zone"),
+        ({"logs": {"retention_day": 30}}, "unknown key logs.retention_day"),
+        ({"logs": {"retention_days": 0}}, "logs.retention_days must be at least 1"),
+        ({"logs": {"retention_days": "30"}}, "logs.retention_days must be int"),
+        ({"logs": {"expected_start": "half past eight"}}, "logs.expected_start must be a time like 08:30"),
+        ({"web": {"host": "0.0.0.0"}}, "set web.allow_lan = true"),
+        ({"web": {"port": 70000}}, "web.port must be 1-65535"),
+        ({"web": {"allow_lan": 1}}, "web.allow_lan must be bool"),
+        ({"web": {"password_hash": "plaintext"}}, "web.password_hash must come from"),
+    ],
+)
+def test_one_line_errors(doc: dict, message: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        LogsSettings.from_toml_dict(doc)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_retention_cutoff_is_local_midnight(db_path: Path) -> None:
+    assert retention_cutoff(date(2026, 4, 10), 10) == date(2026, 4, 1)
+    with AttendanceStore(db_path) as store:
+        store.record(event("old", "check-in", local("2026-03-31 23:59")))  # BST: 22:59 UTC
+        store.record(event("kept", "check-in", local("2026-04-01 00:10")))  # BST: 23:10 UTC on 31 March
+        result = purge_before(store, date(2026, 4, 1), LONDON)
+        assert result.cutoff_utc == utc("2026-03-31 23:00") and result.removed == 1
+        assert store.last_event("kept") is not None and store.last_event("old") is None
+
+
+def test_apply_retention(db_path: Path) -> None:
+    with AttendanceStore(db_path) as store:
+        store.record(event("a", "check-in", local("2026-01-01 09:00")))
+        store.record(event("b", "check-in", local("2026-04-05 09:00")))
+        forever = LogsSettings(timezone="Europe/London")
+        assert apply_retention(store, forever, now=utc("2026-04-10 12:00")) is None
+        keep_30 = LogsSettings(timezone="Europe/London", retention_days=30)
+        result = apply_retention(store, keep_30, now=utc("2026-04-10 12:00"))
+        assert result is not None and result.removed == 1 and result.before_day == date(2026, 3, 12)
+        [entry] = store.audit_entries()
+        assert entry["action"] == "purge" and '"reason": "retention"' in entry["detail"]
