@@ -308,6 +308,10 @@ def _vggface_factory():
     module = sys.modules.get("keras_vggface.vggface")
     if module is not None:
         return module.VGGFace
+    # A failed import elsewhere (without the shim) may have left parts of the
+    # package bound to Keras 3: import it afresh under the shim.
+    for name in [n for n in sys.modules if n == "keras_vggface" or n.startswith("keras_vggface.")]:
+        del sys.modules[name]
     with _keras_routed_to_tf_keras():
         try:
             from keras_vggface.vggface import VGGFace

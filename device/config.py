@@ -68,6 +68,7 @@ class RecognitionSettings:
     threads: int = 2  # TFLite interpreter threads
     confirm_k: int = 2  # a track is a person when k ...
     confirm_n: int = 4  # ... of its first n embeddings agree; n without agreement = unknown
+    min_face_px: int = 40  # smaller faces are tracked but not embedded: too few pixels to tell people apart
     cooldown_minutes: float = 60.0  # a person is logged again only after this long
     track_iou: float = 0.3  # a box continues a track when it overlaps the last box this much
     track_max_missing: int = 15  # frames a track survives without a detection
@@ -148,8 +149,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a path string")
         return Path(value).expanduser()
-    if "float" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if "float" in text:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key} must be a number, got {value!r}")
     for kind in (bool, int, str):
         if kind.__name__ in text:
             if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
@@ -169,8 +172,11 @@ def parse_config(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Pa
         logs = LogsSettings.from_toml_dict({"logs": doc.get("logs", {}), "web": doc.get("web", {})})
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None
+    paths = _section(PathSettings, paths_table, "paths", data_dir=data_dir)
+    # Resolve the defaults once, so every reader sees the same concrete paths.
+    paths = dataclasses.replace(paths, gallery_db=paths.gallery, attendance_db=paths.attendance)
     return Config(
-        paths=_section(PathSettings, paths_table, "paths", data_dir=data_dir),
+        paths=paths,
         camera=_section(CameraSettings, doc.get("camera", {}), "camera"),
         detection=_section(DetectionSettings, doc.get("detection", {}), "detection"),
         recognition=_section(RecognitionSettings, doc.get("recognition", {}), "recognition"),

@@ -24,7 +24,10 @@ VERIFY_FACE_PX = 80  # candidates are confirmed at this face width
 @dataclass(frozen=True)
 class DetectionSettings:
     work_size: int = 640  # longest side of the grey image the cascade sees
-    scale_factor: float = 1.1
+    # Frames come again 1/fps later, so a face missed between two pyramid steps
+    # is caught soon; a still photo gets one chance, so it gets finer steps.
+    scale_factor: float = 1.2
+    still_scale_factor: float = 1.1
     min_neighbors: int = 5
     min_size: int = 24  # smallest face, in work-image pixels
     pad_fraction: float = 0.25  # border added when a still shows no face (ID-badge crops)
@@ -116,13 +119,13 @@ class FaceDetector:
         found = self._verifier.detectMultiScale(cv2.equalizeHist(roi), 1.1, 2, minSize=(lo, lo), maxSize=(hi, hi))
         return len(found) > 0
 
-    def _run(self, grey: np.ndarray, pad: int) -> list[FaceBox]:
+    def _run(self, grey: np.ndarray, pad: int, scale_factor: float) -> list[FaceBox]:
         s = self.settings
         work = _pad(grey, pad) if pad else grey
         scale = min(1.0, s.work_size / max(work.shape))
         small = cv2.resize(work, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else work
         found = self._cascade.detectMultiScale(
-            cv2.equalizeHist(small), scaleFactor=s.scale_factor, minNeighbors=s.min_neighbors, minSize=(s.min_size, s.min_size)
+            cv2.equalizeHist(small), scaleFactor=scale_factor, minNeighbors=s.min_neighbors, minSize=(s.min_size, s.min_size)
         )
         boxes = sorted((FaceBox(x / scale, y / scale, w / scale, h / scale) for (x, y, w, h) in found), key=lambda b: b.area, reverse=True)
         if self._verifier is not None:
@@ -133,7 +136,8 @@ class FaceDetector:
         """Faces, largest first. For stills, retry on a padded copy when none is found:
         a photo whose face fills the frame gives Haar no context until it has a border."""
         grey = to_grey(frame_bgr)
-        boxes = self._run(grey, 0)
+        factor = self.settings.still_scale_factor if still else self.settings.scale_factor
+        boxes = self._run(grey, 0, factor)
         if not boxes and still and self.settings.pad_fraction > 0:
-            boxes = self._run(grey, int(self.settings.pad_fraction * max(grey.shape)))
+            boxes = self._run(grey, int(self.settings.pad_fraction * max(grey.shape)), factor)
         return boxes

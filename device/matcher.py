@@ -34,7 +34,9 @@ class Matcher:
         self.metric = metric
         self.threshold = float(threshold)
         self.names = list(names)
-        g = np.asarray(embeddings, dtype=np.float32).reshape(len(names), -1)
+        self._names = np.array(self.names, dtype=object)
+        g = np.asarray(embeddings, dtype=np.float32)
+        g = g.reshape(len(names), -1) if len(names) else g.reshape(0, g.shape[-1] if g.ndim else 0)
         if metric == "cosine":
             norms = np.linalg.norm(g, axis=1, keepdims=True)
             self._g = g / np.maximum(norms, 1e-12)
@@ -60,7 +62,7 @@ class Matcher:
             return Match(None, float("inf"), None)
         d = self.distances(query)
         if exclude is not None:
-            d = np.where(np.array([n == exclude for n in self.names]), np.inf, d)
+            d = np.where(self._names == exclude, np.inf, d)
         i = int(np.argmin(d))
         dist = float(d[i])
         if not np.isfinite(dist):

@@ -13,14 +13,12 @@ the commands fall back to ``--db`` and default settings. That lookup lives in
 from __future__ import annotations
 
 import csv
-import io
 import json
-import os
 import sys
 import time as time_module
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -368,14 +366,18 @@ def tail(
             )
 
     with _open_readonly(lctx) as store:
-        cursor = store.last_rowids(lines) if lines > 0 else store.max_rowid()
-        for cursor, event in store.events_after(cursor):
-            show(event)
+
+        def drain(after: int) -> int:
+            for rowid, event in store.events_after(after):
+                show(event)
+                after = rowid
+            return after
+
+        cursor = drain(store.last_rowids(lines) if lines > 0 else store.max_rowid())
         while follow:
             try:
                 time_module.sleep(interval)
-                for cursor, event in store.events_after(cursor):
-                    show(event)
+                cursor = drain(cursor)
             except KeyboardInterrupt:
                 break
 

@@ -88,6 +88,7 @@ def metadata(db_name: str, settings: LogsSettings, password_hash: str) -> dict[s
                         "title": f"Today ({zone})",
                         "description": "Who is in today: first check-in, last check-out, hours, minutes late.",
                         "sql": TODAY_SQL,
+                        "hide_sql": True,
                     },
                     "report": {
                         "title": "Report for a date range",
@@ -95,11 +96,13 @@ def metadata(db_name: str, settings: LogsSettings, password_hash: str) -> dict[s
                         "Hours pair check-ins with check-outs within each calendar day; "
                         "`clockface logs report` also credits night shifts to the day they started.",
                         "sql": REPORT_SQL,
+                        "hide_sql": True,
                     },
                     "history": {
                         "title": "Person history",
                         "description": "Every event of one person, newest first.",
                         "sql": HISTORY_SQL,
+                        "hide_sql": True,
                     },
                 },
             }

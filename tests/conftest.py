@@ -26,3 +26,33 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return shared_path()
+
+
+@pytest.fixture(scope="session")
+def dlib_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real dlib face model, converted once per test session: a .tflite with its sidecar."""
+    pytest.importorskip("tensorflow", reason="converting the test model needs TensorFlow (pip install '.[converter]')")
+    from click.testing import CliRunner
+
+    from converter.cli import convert
+
+    out = tmp_path_factory.mktemp("models")
+    result = CliRunner().invoke(convert, ["dlib-resnet-v1", "--output", str(out)])
+    if result.exit_code != 0 and "not found in an installed" in result.output:
+        pytest.skip(f"dlib model source not installed: {result.output.strip()}")
+    assert result.exit_code == 0, result.output
+    return out / "dlib-resnet-v1.tflite"
+
+
+def make_config(data_dir: Path, model: Path, **sections: dict):
+    """A real Config for tests: data under `data_dir`, the given model, extra TOML tables."""
+    from device.config import parse_config
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"paths": {"data_dir": str(data_dir), "model": str(model)}, **sections}
+    return parse_config(doc, env={})
+
+
+@pytest.fixture
+def terminal_config(tmp_path: Path, dlib_model: Path):
+    return make_config(tmp_path / "data", dlib_model)

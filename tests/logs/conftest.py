@@ -1,32 +1,12 @@
-"""Fixtures for the attendance-log tests: real SQLite files in tmp_path, events built tersely."""
+"""Fixtures for the attendance-log tests: real SQLite files in tmp_path."""
 
 from __future__ import annotations
 
-import sqlite3
-from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from logs.store import MIGRATIONS, AttendanceEvent, AttendanceStore
-
-LONDON = ZoneInfo("Europe/London")
-
-
-def utc(text: str) -> datetime:
-    """'2026-03-29 07:00' -> aware UTC datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-
-
-def local(text: str, zone: ZoneInfo = LONDON) -> datetime:
-    """'2026-03-29 07:00' as wall time in *zone* -> aware UTC datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=zone).astimezone(timezone.utc)
-
-
-def event(person: str, event_type: str, when: datetime, terminal: str = "pi-test") -> AttendanceEvent:
-    offset = int(when.astimezone(LONDON).utcoffset().total_seconds() // 60)
-    return AttendanceEvent(person, event_type, when, offset, 0.3, "camera:0", terminal)
+from logs.store import AttendanceStore
 
 
 @pytest.fixture
@@ -38,13 +18,3 @@ def db_path(tmp_path: Path) -> Path:
 def store(db_path: Path):
     with AttendanceStore(db_path) as s:
         yield s
-
-
-def make_v1_database(path: Path, rows: list[tuple[str, str, str, str, float, str]]) -> None:
-    """The previous schema exactly as v1 shipped it, with rows, written with plain sqlite3."""
-    conn = sqlite3.connect(path)
-    conn.executescript(MIGRATIONS[1])
-    conn.executemany("insert into events (id, person, event_type, timestamp_utc, distance, source) values (?, ?, ?, ?, ?, ?)", rows)
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from conftest import event, local
+from logs_helpers import event, local
 
 from logs.cli import logs
 from logs.settings import LogsSettings

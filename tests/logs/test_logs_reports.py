@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, time, timedelta
 
-from conftest import LONDON, event, local, utc
+from logs_helpers import LONDON, event, local, utc
 
 from logs import reports
 

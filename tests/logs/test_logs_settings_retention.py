@@ -7,7 +7,7 @@ from datetime import date, time
 from pathlib import Path
 
 import pytest
-from conftest import LONDON, event, local, utc
+from logs_helpers import LONDON, event, local, utc
 
 from logs.retention import apply_retention, purge_before, retention_cutoff
 from logs.settings import LogsSettings, SettingsError, WebSettings

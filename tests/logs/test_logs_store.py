@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import event, make_v1_database, utc
+from logs_helpers import event, make_v1_database, utc
 
 from logs.store import SCHEMA_VERSION, AttendanceEvent, AttendanceStore, StoreError, UnknownFaceEvent
 

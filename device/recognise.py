@@ -1,0 +1,79 @@
+"""One frame in, decisions out: detect every frame, embed only undecided tracks.
+
+The loop around it (device/service.py) owns the source, signals and systemd;
+this module owns the per-frame work and its timing, so the benchmark and the
+service measure the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from device.detect import to_grey
+from device.faces import FacePipeline
+from device.matcher import Matcher
+from device.tracking import Decision, Tracker, TrackerSettings
+
+STAGES = ("capture", "detect", "align", "embed", "match", "log")
+
+
+@dataclass
+class Stats:
+    frames: int = 0
+    faces: int = 0
+    embeddings: int = 0
+    decisions: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] += seconds
+
+
+class Recogniser:
+    def __init__(self, pipeline: FacePipeline, matcher: Matcher, tracking: TrackerSettings, min_face_px: int = 0) -> None:
+        if pipeline.embedder is None:
+            raise ValueError("the recogniser needs a pipeline with an embedder")
+        self.pipeline = pipeline
+        self.matcher = matcher
+        self.tracker = Tracker(tracking)
+        self.min_face_px = min_face_px
+        self.stats = Stats()
+
+    def replace_matcher(self, matcher: Matcher) -> None:
+        """A new gallery: decisions already made stand, new tracks use it."""
+        self.matcher = matcher
+
+    def process(self, image: np.ndarray, frame_index: int) -> list[Decision]:
+        stats = self.stats
+        t0 = time.perf_counter()
+        boxes = self.pipeline.detect(image, still=False)
+        t1 = time.perf_counter()
+        stats.add("detect", t1 - t0)
+        stats.frames += 1
+        stats.faces += len(boxes)
+        decisions = []
+        grey = None
+        for track, box in self.tracker.update(boxes, frame_index):
+            if not track.needs_embedding or box.w < self.min_face_px:
+                continue
+            a0 = time.perf_counter()
+            grey = to_grey(image) if grey is None else grey
+            chip, _ = self.pipeline.aligner.align(image, box, grey)
+            a1 = time.perf_counter()
+            embedding = self.pipeline.embedder.embed(chip)
+            a2 = time.perf_counter()
+            match = self.matcher.match(embedding)
+            a3 = time.perf_counter()
+            stats.add("align", a1 - a0)
+            stats.add("embed", a2 - a1)
+            stats.add("match", a3 - a2)
+            stats.embeddings += 1
+            decision = self.tracker.add_match(track, match)
+            if decision is not None:
+                stats.decisions += 1
+                decisions.append(decision)
+        return decisions

@@ -1,0 +1,72 @@
+"""From a confirmed decision to an attendance row: cooldown, check-in/seen,
+and a refusal to write evidence with a clock that is clearly wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from logs.store import AttendanceEvent, AttendanceStore
+
+# A Raspberry Pi 4 has no real-time clock: until NTP syncs it boots at the last
+# saved time, which can be months old. Nothing real happens before the release.
+RELEASE_DATE = date(2026, 11, 1)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    event: AttendanceEvent | None
+    reason: str  # "logged", "cooldown", "clock not synchronised"
+
+
+def clock_is_plausible(now_utc: datetime) -> bool:
+    return now_utc.date() >= RELEASE_DATE
+
+
+def utc_offset_minutes(now_utc: datetime, zone: ZoneInfo) -> int:
+    offset = now_utc.astimezone(zone).utcoffset() or timedelta(0)
+    return int(offset.total_seconds() // 60)
+
+
+class Recorder:
+    """Writes at most one event per person per cooldown; the store is opened once."""
+
+    def __init__(
+        self,
+        store: AttendanceStore,
+        zone: ZoneInfo,
+        terminal_id: str,
+        source: str,
+        cooldown: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.store = store
+        self.zone = zone
+        self.terminal_id = terminal_id
+        self.source = source
+        self.cooldown = cooldown
+        self.clock = clock
+
+    def record(self, person: str, distance: float) -> RecordResult:
+        now = self.clock()
+        if not clock_is_plausible(now):
+            return RecordResult(None, f"clock not synchronised (system time {now:%Y-%m-%d %H:%M}Z is before {RELEASE_DATE})")
+        last = self.store.last_event(person)
+        if last is not None and now - last.timestamp_utc < self.cooldown:
+            return RecordResult(None, "cooldown")
+        local_today = now.astimezone(self.zone).date()
+        first_today = last is None or last.timestamp_utc.astimezone(self.zone).date() != local_today
+        event = AttendanceEvent(
+            person=person,
+            event_type="check-in" if first_today else "seen",
+            timestamp_utc=now,
+            utc_offset_minutes=utc_offset_minutes(now, self.zone),
+            distance=round(float(distance), 4),
+            source=self.source,
+            terminal_id=self.terminal_id,
+        )
+        self.store.record(event)
+        return RecordResult(event, "logged")

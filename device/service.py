@@ -1,0 +1,223 @@
+"""The terminal's main loop: frames in, attendance out, under systemd or not.
+
+One process. Live sources are read by a capture thread that keeps only the
+newest frame, so processing never works through a backlog. The watchdog is
+pinged from this loop (never a side thread), so a wedged loop gets the
+process restarted. SIGTERM finishes the current frame and closes the
+databases; SIGHUP (or a new gallery file) reloads config and gallery.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Iterator
+
+from device.config import Config
+from device.notify import Notifier
+from device.recognise import Recogniser, Stats
+from device.recorder import Recorder, RecordResult
+from device.sources import Frame, FrameSource, SourceError, open_source
+from device.terminal import LoadedModel, load_matcher, load_model
+from device.tracking import Decision, TrackerSettings
+from logs.store import AttendanceStore
+
+RECONNECT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between attempts to reopen a lost camera
+
+
+@dataclass
+class Outcome:
+    """What a run did, for the CLI summary and tests."""
+
+    source: str
+    logged: list = field(default_factory=list)  # AttendanceEvent
+    decisions: list[tuple[Decision, RecordResult | None]] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    startup_seconds: float = 0.0
+    reloads: int = 0
+    errors: list[str] = field(default_factory=list)
+    stats: Stats | None = None
+
+
+class LatestFrame:
+    """Capture thread for live sources: keeps only the newest frame."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._taken = -1
+        self.finished = False
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name=f"capture {source.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for frame in self.source.frames():
+                with self._cond:
+                    self._frame = frame
+                    self._cond.notify_all()
+        except Exception as exc:  # noqa: BLE001 - a camera error of any kind ends this capture, reported once
+            self.error = f"{self.source.name}: {exc}"
+        with self._cond:
+            self.finished = True
+            self._cond.notify_all()
+
+    def newest(self, timeout: float) -> Frame | None:
+        """The newest frame not yet taken, waiting up to `timeout` seconds."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.finished or (self._frame is not None and self._frame.index != self._taken), timeout)
+            if self._frame is None or self._frame.index == self._taken:
+                return None
+            self._taken = self._frame.index
+            return self._frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class Session:
+    """Everything loaded from one config: model, gallery, recogniser, recorder."""
+
+    def __init__(self, config: Config, store: AttendanceStore, source_name: str, model: LoadedModel | None = None) -> None:
+        self.config = config
+        self.model = model or load_model(config)
+        rec = config.recognition
+        self.recogniser = Recogniser(
+            self.model.pipeline,
+            load_matcher(config, self.model),
+            TrackerSettings(rec.confirm_k, rec.confirm_n, rec.track_iou, rec.track_max_missing),
+            rec.min_face_px,
+        )
+        self.recorder = Recorder(
+            store, config.logs.zone, config.logs.terminal_id, source_name, timedelta(minutes=rec.cooldown_minutes)
+        )
+        self.gallery_stamp = gallery_stamp(config.paths.gallery)
+
+    @property
+    def people(self) -> int:
+        return len(set(self.recogniser.matcher.names))
+
+
+def gallery_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
+
+
+def _live_frames(spec: str, config: Config, first: FrameSource, stop: threading.Event, report: Callable[[str], None]) -> Iterator[Frame | None]:
+    """Newest frames from a camera; reopen it with back-off when it vanishes.
+    Yields None while waiting, so the caller's loop keeps its watchdog alive."""
+    source: FrameSource | None = first
+    attempt = 0
+    while not stop.is_set():
+        if source is None:
+            delay = RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)]
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and not stop.is_set():
+                yield None
+                stop.wait(min(0.5, delay))
+            try:
+                source = open_source(spec, config.camera.width, config.camera.height)
+                report(f"{source.name}: reconnected")
+                attempt = 0
+            except SourceError as exc:
+                attempt += 1
+                report(f"{exc} (retrying in {RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)]:.0f} s)")
+                continue
+        reader = LatestFrame(source)
+        while not stop.is_set():
+            frame = reader.newest(timeout=0.5)
+            if frame is not None:
+                yield frame
+            elif reader.finished:
+                break
+            else:
+                yield None
+        reader.close()
+        if stop.is_set():
+            return
+        report(reader.error or f"{source.name}: camera stopped delivering frames")
+        source = None
+        attempt += 1
+
+
+def run_terminal(
+    config: Config,
+    source_spec: str,
+    notifier: Notifier,
+    stop: threading.Event,
+    reload: threading.Event,
+    reload_config: Callable[[], Config] | None = None,
+    on_event: Callable[[object], None] = lambda event: None,
+    on_message: Callable[[str], None] = lambda text: None,
+    max_frames: int | None = None,
+) -> Outcome:
+    """Run until the source ends (files), `stop` is set, or `max_frames` frames."""
+    started = time.perf_counter()
+    source = open_source(source_spec, config.camera.width, config.camera.height)
+    outcome = Outcome(source.name)
+    store = AttendanceStore(config.paths.attendance)
+    try:
+        session = Session(config, store, source.name)
+        outcome.startup_seconds = time.perf_counter() - started
+        notifier.ready(f"recognising {session.people} people from {source.name}")
+        frames = _live_frames(source_spec, config, source, stop, on_message) if source.live else source.frames()
+        last_ping = last_status = last_check = time.monotonic()
+        capture_started = time.perf_counter()
+        for frame in frames:
+            now = time.monotonic()
+            if notifier.watchdog_interval and now - last_ping >= notifier.watchdog_interval / 2:
+                notifier.watchdog()
+                last_ping = now
+            if stop.is_set():
+                break
+            if now - last_check >= 2.0:
+                last_check = now
+                if gallery_stamp(config.paths.gallery) != session.gallery_stamp:
+                    reload.set()
+            if reload.is_set():
+                reload.clear()
+                config = reload_config() if reload_config is not None else config
+                model = session.model if config.paths.model_path == session.model.path else None
+                session = Session(config, store, source.name, model)
+                outcome.reloads += 1
+                on_message(f"reloaded: {session.people} people in the gallery")
+            if frame is None:
+                capture_started = time.perf_counter()
+                continue
+            session.recogniser.stats.add("capture", time.perf_counter() - capture_started)
+            for decision in session.recogniser.process(frame.image, frame.index):
+                result = None
+                if decision.person is not None:
+                    t0 = time.perf_counter()
+                    result = session.recorder.record(decision.person, decision.distance)
+                    session.recogniser.stats.add("log", time.perf_counter() - t0)
+                    if result.event is not None:
+                        outcome.logged.append(result.event)
+                        on_event(result.event)
+                    elif result.reason != "cooldown":
+                        on_message(f"{decision.person} recognised but not logged: {result.reason}")
+                outcome.decisions.append((decision, result))
+            outcome.frames += 1
+            if now - last_status >= 5.0:
+                last_status = now
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                notifier.status(f"{outcome.frames / elapsed:.1f} fps, {len(outcome.logged)} people logged")
+            if max_frames is not None and outcome.frames >= max_frames:
+                break
+            capture_started = time.perf_counter()
+        outcome.stats = session.recogniser.stats
+    finally:
+        notifier.stopping()
+        source.close()
+        store.close()
+        outcome.seconds = time.perf_counter() - started
+    return outcome

@@ -1,0 +1,61 @@
+"""Assemble the recogniser's parts from the config: model, face pipeline, gallery.
+
+Every command that touches faces (enroll, run, eval, demo) loads them here,
+so they share one model, one chip geometry and one threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.config import Config
+from device.embedder import Embedder
+from device.faces import FacePipeline
+from device.matcher import Matcher
+from device.model_card import ModelCard, ModelCardError, load_card
+from gallery.store import GalleryStore, ModelBinding
+
+
+class SetupError(RuntimeError):
+    """Something the user must fix before the terminal can run, as one line."""
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    card: ModelCard
+    embedder: Embedder
+    pipeline: FacePipeline
+    threshold: float
+
+    @property
+    def binding(self) -> ModelBinding:
+        return ModelBinding(self.card.name, self.card.model_sha256, self.card.embedding_size)
+
+
+def load_model(config: Config, model_path: Path | None = None) -> LoadedModel:
+    path = model_path or config.paths.model_path
+    if not path.is_file():
+        raise SetupError(
+            f"model not found: {path} (run ./setup.sh, or `clockface convert {config.paths.model} --output {path.parent}` "
+            "on a workstation and copy the .tflite and .json here)"
+        )
+    try:
+        card = load_card(path)
+    except ModelCardError as exc:
+        raise SetupError(str(exc)) from None
+    embedder = Embedder(path, card, threads=config.recognition.threads)
+    pipeline = FacePipeline(card.chip, embedder, config.detection)
+    threshold = config.recognition.threshold if config.recognition.threshold is not None else card.threshold
+    return LoadedModel(path, card, embedder, pipeline, threshold)
+
+
+def load_matcher(config: Config, model: LoadedModel) -> Matcher:
+    """The gallery as a matcher, refused if it was enrolled with another model."""
+    templates = GalleryStore(config.paths.gallery).templates(model.binding)
+    names = [t.person for t in templates]
+    vectors = np.stack([t.embedding for t in templates]) if templates else np.zeros((0, model.card.embedding_size), np.float32)
+    return Matcher(names, vectors, model.card.metric, model.threshold)

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# clockface set-up. Idempotent, no prompts.
+#
+#   ./setup.sh            development machine: .venv with converter, device runtime and
+#                         tests, plus the default model converted into the data folder
+#   ./setup.sh --device   a terminal (Raspberry Pi OS / Debian): system venv under
+#                         /opt/clockface, config in /etc/clockface, systemd units
+#   ./setup.sh --device --uninstall [--purge-data]
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+MODE=dev
+UNINSTALL=0
+PURGE=0
+for arg in "$@"; do
+  case "$arg" in
+    --device) MODE=device ;;
+    --dev) MODE=dev ;;
+    --uninstall) UNINSTALL=1 ;;
+    --purge-data) PURGE=1 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $arg (see ./setup.sh --help)" ;;
+  esac
+done
+# On a Raspberry Pi the terminal is what people want.
+if [ "$MODE" = dev ] && [ $# -eq 0 ] && grep -qs "Raspberry Pi" /proc/device-tree/model; then
+  MODE=device
+fi
+
+python_ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; }
+
+find_python() {
+  for py in python3.11 python3.12 python3.13 python3; do
+    if command -v "$py" >/dev/null && python_ok "$py"; then command -v "$py"; return 0; fi
+  done
+  return 1
+}
+
+ensure_venv_support() {
+  # Debian splits venv/ensurepip out of python3; install it when we can.
+  local py=$1
+  if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing python3-venv"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else
+      die "$py has no venv module: sudo apt install python3-venv"
+    fi
+  fi
+}
+
+dev_setup() {
+  local py
+  py=$(find_python) || die "Python 3.11 or newer is needed (sudo apt install python3 python3-venv)"
+  ensure_venv_support "$py"
+  if [ ! -x .venv/bin/python ]; then
+    say "creating .venv with $py"
+    "$py" -m venv .venv
+  fi
+  local stamp=.venv/.clockface-installed
+  local want
+  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing clockface with converter, demo and test extras (first run: a few minutes)"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[converter,demo,test]"
+    # keras-vggface 0.6 declares old Keras; its code runs on tf-keras (see converter/vggface.py).
+    .venv/bin/python -m pip install -q --no-deps "tf-keras==2.21.0" "keras-vggface==0.6"
+    echo "$want" > "$stamp"
+  else
+    say ".venv is up to date"
+  fi
+  # The default model, so the terminal can run at once.
+  local models
+  models=$(.venv/bin/clockface config show --key paths.data_dir)/models
+  if [ ! -f "$models/dlib-resnet-v1.tflite" ] || [ ! -f "$models/dlib-resnet-v1.json" ]; then
+    say "converting the default model (dlib-resnet-v1) into $models"
+    .venv/bin/clockface convert dlib-resnet-v1 --output "$models"
+  else
+    say "default model present in $models"
+  fi
+  say "done. Try: .venv/bin/clockface demo"
+}
+
+case "$MODE" in
+  dev) dev_setup ;;
+  device)
+    [ -f "$ROOT/systemd/install-device.sh" ] || die "device installer missing: systemd/install-device.sh"
+    exec bash "$ROOT/systemd/install-device.sh" "$UNINSTALL" "$PURGE"
+    ;;
+esac

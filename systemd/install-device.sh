@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# Install (or upgrade, or remove) clockface on a terminal: Raspberry Pi OS
+# Bookworm/Trixie or Debian 12/13. Called by `./setup.sh --device`:
+#
+#   systemd/install-device.sh [UNINSTALL PURGE]      (0/1 flags, as setup.sh passes them)
+#   systemd/install-device.sh [--uninstall] [--purge-data]
+#
+# What it does (idempotent; a re-run upgrades in place and keeps data):
+#   apt packages   python3, python3-venv, udev (+ python3-picamera2 where the archive has it)
+#   user           system user and group `clockface` (camera access via the unit's
+#                  SupplementaryGroups=video, never root)
+#   code           /opt/clockface/venv (--system-site-packages, so apt's picamera2 is seen;
+#                  the project without the converter extra: no TensorFlow on a device)
+#                  /usr/local/bin/clockface (runs as the clockface user when called by root)
+#   config         /etc/clockface/clockface.toml (created once from the documented defaults,
+#                  never overwritten; the current defaults are kept beside it as
+#                  clockface.example.toml)
+#   data           /var/lib/clockface (models/, gallery.db, attendance.db)
+#   units          clockface.service, clockface-stick@.service + 99-clockface-stick.rules,
+#                  clockface-retention.service + .timer, in /etc/systemd/system and
+#                  /etc/udev/rules.d
+# --uninstall removes all of that except the data and config; with --purge-data
+# also /var/lib/clockface, /etc/clockface and the user.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/.." && pwd)
+
+PREFIX=/opt/clockface
+VENV=$PREFIX/venv
+LIBEXEC=$PREFIX/libexec
+ETC=/etc/clockface
+CONFIG=$ETC/clockface.toml
+DATA=/var/lib/clockface
+UNIT_DIR=/etc/systemd/system
+RULES_DIR=/etc/udev/rules.d
+BIN_LINK=/usr/local/bin/clockface
+USER_NAME=clockface
+UNITS=(clockface.service clockface-stick@.service clockface-retention.service clockface-retention.timer)
+RULE=99-clockface-stick.rules
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+UNINSTALL=0
+PURGE=0
+case "${1:-}" in
+  0|1) UNINSTALL=$1; PURGE=${2:-0} ;;
+  *)
+    for arg in "$@"; do
+      case "$arg" in
+        --uninstall) UNINSTALL=1 ;;
+        --purge-data) PURGE=1 ;;
+        *) die "unknown option $arg" ;;
+      esac
+    done
+    ;;
+esac
+
+[ "$(id -u)" = 0 ] || die "device mode installs system-wide: run it with sudo (sudo ./setup.sh --device)"
+command -v apt-get >/dev/null || die "device mode needs a Debian-based OS (Raspberry Pi OS or Debian)"
+
+# systemd as PID 1? (Not in a chroot or a container build: then units are only enabled.)
+systemd_running() { [ -d /run/systemd/system ]; }
+
+uninstall() {
+  say "removing clockface (data in $DATA $( [ "$PURGE" = 1 ] && echo "and config will be deleted" || echo "and config in $ETC are kept"))"
+  if systemd_running; then
+    systemctl disable --now clockface.service clockface-retention.timer 2>/dev/null || true
+    systemctl stop clockface-retention.service 'clockface-stick@*.service' 2>/dev/null || true
+  else
+    systemctl disable clockface.service clockface-retention.timer 2>/dev/null || true
+  fi
+  for unit in "${UNITS[@]}"; do rm -f "$UNIT_DIR/$unit"; done
+  rm -f "$RULES_DIR/$RULE" "$BIN_LINK"
+  rm -rf "$PREFIX"
+  if systemd_running; then
+    systemctl daemon-reload
+    udevadm control --reload 2>/dev/null || true
+  fi
+  if [ "$PURGE" = 1 ]; then
+    rm -rf "$DATA" /var/lib/private/clockface "$ETC"
+    if id "$USER_NAME" >/dev/null 2>&1; then userdel "$USER_NAME" 2>/dev/null || true; fi
+    if getent group "$USER_NAME" >/dev/null; then groupdel "$USER_NAME" 2>/dev/null || true; fi
+    say "removed, data and config deleted"
+  else
+    say "removed; kept $DATA and $ETC (delete them with: sudo ./setup.sh --device --uninstall --purge-data)"
+  fi
+}
+
+# --- apt ----------------------------------------------------------------------
+
+os_summary() {
+  # shellcheck disable=SC1091
+  ( . /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-unknown OS} (${ID:-?} ${VERSION_CODENAME:-?})" )
+}
+
+is_raspberry_pi() { grep -qs "Raspberry Pi" /proc/device-tree/model; }
+
+apt_candidate() {
+  # Has the archive a package of that name? (Raspberry Pi OS has python3-picamera2, Debian not.)
+  local c
+  c=$(apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+  [ -n "$c" ] && [ "$c" != "(none)" ]
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+install_packages() {
+  local wanted=(python3 python3-venv udev ca-certificates)
+  local optional=()
+  # The Pi camera stack comes from apt, not PyPI (it needs the matching libcamera).
+  if is_raspberry_pi || apt_candidate python3-picamera2; then optional+=(python3-picamera2); fi
+  local missing=()
+  for p in "${wanted[@]}" "${optional[@]}"; do installed "$p" || missing+=("$p"); done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "apt packages present: ${wanted[*]} ${optional[*]}"
+    return
+  fi
+  say "installing apt packages: ${missing[*]}"
+  apt-get update -qq
+  if [[ " ${missing[*]} " == *" python3-picamera2 "* ]] && ! apt_candidate python3-picamera2; then
+    # Only now do we know the archive's package list: drop what it does not have.
+    missing=("${missing[@]/python3-picamera2}")
+  fi
+  # --no-install-recommends: picamera2 would otherwise pull in a Qt desktop.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null
+}
+
+find_python() {
+  local py
+  py=$(command -v python3) || die "python3 not found after apt install"
+  "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+    || die "Python 3.11 or newer is needed ($(os_summary) has $("$py" -V 2>&1)); use Raspberry Pi OS / Debian Bookworm or later"
+  echo "$py"
+}
+
+# --- user, code, config --------------------------------------------------------
+
+ensure_user() {
+  if ! getent group "$USER_NAME" >/dev/null; then groupadd --system "$USER_NAME"; fi
+  if ! id "$USER_NAME" >/dev/null 2>&1; then
+    say "creating system user $USER_NAME"
+    useradd --system --gid "$USER_NAME" --home-dir "$DATA" --no-create-home \
+      --shell /usr/sbin/nologin --comment "clockface attendance terminal" "$USER_NAME"
+  fi
+}
+
+ensure_venv() {
+  local py=$1
+  # A Python upgrade (e.g. Bookworm -> Trixie) leaves a venv that points at a
+  # missing interpreter: rebuild it; nothing in the venv is data.
+  if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    say "the venv's Python is gone (OS upgrade?): rebuilding $VENV"
+    rm -rf "$VENV"
+  fi
+  if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print(sys.version_info[:2])')" != "$("$py" -c 'import sys; print(sys.version_info[:2])')" ]; then
+    say "Python version changed: rebuilding $VENV"
+    rm -rf "$VENV"
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV (with system site-packages, for apt's picamera2)"
+    mkdir -p "$PREFIX"
+    "$py" -m venv --system-site-packages "$VENV"
+  fi
+}
+
+install_project() {
+  local constraints=$PREFIX/constraints.txt
+  : > "$constraints"
+  # picamera2's compiled helpers from apt are built against apt's numpy 1.x: keep
+  # the venv's numpy on 1.x there, or importing picamera2 fails with a dtype-size error.
+  local sysnumpy
+  sysnumpy=$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
+  if [ -n "$sysnumpy" ] && [ "${sysnumpy%%.*}" = 1 ]; then
+    echo "numpy<2" >> "$constraints"
+    say "system numpy $sysnumpy (apt): keeping numpy<2 in the venv"
+  fi
+  say "installing clockface from $SRC into $VENV (device runtime only, no converter/TensorFlow)"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  "$VENV/bin/python" -m pip install -q --upgrade --upgrade-strategy only-if-needed \
+    -c "$constraints" "$SRC"
+  "$VENV/bin/python" -c 'import tensorflow' 2>/dev/null \
+    && say "warning: TensorFlow is importable in $VENV (from system site-packages?); clockface does not need it"
+  "$VENV/bin/clockface" --version >/dev/null || die "the installed clockface does not start"
+  mkdir -p "$LIBEXEC"
+  install -m 0755 "$HERE/clockface-stick" "$LIBEXEC/clockface-stick"
+  # Root calling `clockface` acts as the clockface user, so files in $DATA keep their owner.
+  cat > "$BIN_LINK" <<WRAP
+#!/bin/sh
+# clockface command for administrators (installed by setup.sh --device).
+export CLOCKFACE_CONFIG=\${CLOCKFACE_CONFIG:-$CONFIG}
+if [ "\$(id -u)" = 0 ] && [ -z "\${CLOCKFACE_AS_ROOT:-}" ]; then
+  cd $DATA 2>/dev/null || cd /
+  exec runuser -u $USER_NAME -- env HOME=$DATA CLOCKFACE_CONFIG="\$CLOCKFACE_CONFIG" $VENV/bin/clockface "\$@"
+fi
+exec $VENV/bin/clockface "\$@"
+WRAP
+  chmod 0755 "$BIN_LINK"
+  local rev
+  rev=$(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown)
+  printf 'version=%s\nsource=%s\nrevision=%s\ninstalled=%s\n' \
+    "$("$VENV/bin/clockface" --version 2>/dev/null | awk '{print $NF}')" "$SRC" "$rev" "$(date -u +%FT%TZ)" > "$PREFIX/INSTALLED"
+}
+
+write_config() {
+  mkdir -p "$ETC"
+  local example=$SRC/device/clockface.example.toml
+  if [ -f "$example" ]; then
+    install -m 0644 "$example" "$ETC/clockface.example.toml"
+  fi
+  if [ -f "$CONFIG" ]; then
+    say "keeping existing $CONFIG (current defaults: $ETC/clockface.example.toml)"
+  else
+    say "writing $CONFIG"
+    if [ -f "$example" ]; then
+      # The documented defaults, with the data folder of a device.
+      python3 - "$example" "$CONFIG" "$DATA" <<'PY'
+import re, sys
+src, dst, data = sys.argv[1:]
+text = open(src, encoding="utf-8").read()
+line = f'data_dir = "{data}"'
+pat = re.compile(r'^#?\s*data_dir\s*=.*$', re.M)
+if pat.search(text):
+    text = pat.sub(line, text, count=1)
+elif re.search(r'^\[paths\]\s*$', text, re.M):
+    text = re.sub(r'^\[paths\]\s*$', "[paths]\n" + line, text, count=1, flags=re.M)
+else:
+    text = f"[paths]\n{line}\n\n" + text
+header = "# clockface configuration for this terminal (written by setup.sh --device; edit freely,\n# re-running setup keeps it). After a change: sudo systemctl reload clockface\n\n"
+open(dst, "w", encoding="utf-8").write(header + text)
+PY
+    else
+      cat > "$CONFIG" <<TOML
+# clockface configuration for this terminal (written by setup.sh --device; edit freely,
+# re-running setup keeps it). After a change: sudo systemctl reload clockface
+# Every key is optional: \`clockface config show\` prints the effective values.
+
+[paths]
+data_dir = "$DATA"
+model = "dlib-resnet-v1"   # a name under $DATA/models, or a path to a .tflite
+
+[camera]
+source = "camera:0"        # camera:N, /dev/videoN, picamera2, a video file/URL, or an image folder
+TOML
+    fi
+  fi
+  # Readable by the service only (the [web] password hash may be in it).
+  chown root:"$USER_NAME" "$ETC" "$CONFIG"
+  chmod 0750 "$ETC"
+  chmod 0640 "$CONFIG"
+  "$BIN_LINK" config show >/dev/null || die "$CONFIG is not valid (clockface config show says why)"
+}
+
+ensure_data() {
+  install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$DATA" "$DATA/models"
+}
+
+install_units() {
+  local changed=0 f
+  for unit in "${UNITS[@]}"; do
+    if ! cmp -s "$HERE/$unit" "$UNIT_DIR/$unit"; then changed=1; fi
+    install -m 0644 "$HERE/$unit" "$UNIT_DIR/$unit"
+  done
+  f=$RULES_DIR/$RULE
+  if ! cmp -s "$HERE/$RULE" "$f"; then changed=1; fi
+  mkdir -p "$RULES_DIR"
+  install -m 0644 "$HERE/$RULE" "$f"
+  if systemd_running; then
+    systemctl daemon-reload
+    udevadm control --reload 2>/dev/null || true
+  fi
+  systemctl enable clockface.service clockface-retention.timer >/dev/null 2>&1 \
+    || systemctl enable clockface.service clockface-retention.timer
+  say "units installed and enabled ($( [ $changed = 1 ] && echo updated || echo unchanged))"
+}
+
+model_present() {
+  local model
+  model=$("$BIN_LINK" config show --key paths.model 2>/dev/null || echo dlib-resnet-v1)
+  case "$model" in
+    */*|*.tflite) [ -f "$model" ] ;;
+    *) [ -f "$DATA/models/$model.tflite" ] && [ -f "$DATA/models/$model.json" ] ;;
+  esac
+}
+
+start_or_restart() {
+  if ! systemd_running; then
+    say "systemd is not running here (chroot/image build): the service starts at boot"
+    return
+  fi
+  systemctl start clockface-retention.timer || true
+  if systemctl is-active -q clockface.service; then
+    say "restarting clockface.service (upgrade)"
+    systemctl restart clockface.service
+  elif model_present; then
+    say "starting clockface.service"
+    systemctl reset-failed clockface.service 2>/dev/null || true
+    systemctl start --no-block clockface.service
+  fi
+}
+
+next_steps() {
+  echo
+  say "installed $(sed -n 's/^version=//p' "$PREFIX/INSTALLED") on $(os_summary)"
+  if ! model_present; then
+    cat <<EOF
+Next steps:
+  1. Copy the model (a .tflite and its .json) into $DATA/models/. It is converted on a
+     workstation with TensorFlow (./setup.sh there, or: clockface convert dlib-resnet-v1 --output DIR):
+       sudo install -o $USER_NAME -g $USER_NAME -m 0640 dlib-resnet-v1.tflite dlib-resnet-v1.json $DATA/models/
+  2. Set the camera in $CONFIG ([camera] source: picamera2, camera:0 or /dev/video0).
+  3. sudo systemctl restart clockface
+EOF
+  else
+    cat <<EOF
+Next steps:
+  - Set the camera in $CONFIG ([camera] source), then: sudo systemctl reload clockface
+EOF
+  fi
+  cat <<EOF
+  - Enrol staff: plug in a USB stick with an images/ folder (firstname_lastname.jpg ...);
+    the report is written back onto the stick as clockface-report.txt.
+  - Status and log:   systemctl status clockface;  journalctl -u clockface -f
+  - Attendance:       sudo clockface logs today
+  - Update:           git pull && sudo ./setup.sh --device   (keeps data and config)
+EOF
+}
+
+if [ "$UNINSTALL" = 1 ]; then
+  uninstall
+  exit 0
+fi
+
+say "device install on $(os_summary)"
+install_packages
+PY=$(find_python)
+ensure_user
+ensure_venv "$PY"
+install_project
+ensure_data
+write_config
+install_units
+start_or_restart
+next_steps
