@@ -8,8 +8,9 @@ and `keras_applications`, and Keras 3 rejects its layer names (they contain
 `/`). It builds unchanged on `tf_keras` (legacy Keras 2), so
 `_keras_routed_to_tf_keras` points its `keras` imports there for the duration
 of its import, and then puts `sys.modules` back so that the rest of the
-process keeps seeing Keras 3. Nothing here runs at import time: the CLI can
-list `clockface convert` without TensorFlow loaded.
+process keeps seeing Keras 3. Importing this module only registers the three
+specs (no TensorFlow, no tf_keras): `clockface convert --list` and the
+TensorFlow-free checks of a weights file stay cheap.
 
 We build `include_top=False, pooling='avg'`: the pooled feature is the face
 descriptor. The 8631-way softmax of the top is a classifier over VGGFace2's
@@ -54,17 +55,21 @@ VGGFACE1_MEAN_BGR = (93.5940, 104.7624, 129.1863)
 # Where the eyes go in the 224x224 chip, as fractions of its size.
 #
 # VGGFace2 was not trained on aligned faces: each image's detector box was
-# enlarged by 30% ("loose crop", forehead, chin and some hair included), the
-# shorter side resized to 256 and a random 224x224 crop taken. A detector box
-# spans the eyes at about 0.4 of its width and puts them a little above its
-# middle; scaled by 1/1.3 about the centre that is an inter-ocular distance of
-# ~0.30 of the chip, eyes at ~0.42 of its height. A template with eyes at
-# (0.35, 0.42) and (0.65, 0.42) therefore reproduces the training framing on
-# average; a tighter, ArcFace-style template (eyes 0.35 apart at 0.46) would
-# crop away the chin and hair the network was trained to see. Exactness
-# matters less than for dlib's aligned chips: the random 224 crops made the
-# network tolerant to shifts of a few percent. VGGFace (vgg16) used the same
-# kind of extended, unaligned crop, so it shares the template.
+# enlarged by 30% (a "loose crop": forehead, chin and some hair included).
+# Its evaluation recipe resizes that crop's shorter side to 224 and takes the
+# centre 224x224. A detector box spans the eyes at about 0.4 of its width and
+# puts them a little above its middle; scaled by 1/1.3 about the centre that
+# gives eyes ~0.31 of the chip apart at ~0.41 of its height. (Training resized
+# to 256 and took random 224 crops: ~0.35 apart, the same height, jittered.)
+# Eyes at (0.35, 0.42) and (0.65, 0.42) follow the evaluation framing. dlib's
+# chip, by contrast, is tight (eyes 0.35 apart at 0.32 of the height, brows to
+# chin): reusing it would shift the face up and cut off the chin the network
+# was trained to see. Exactness matters less than for dlib's aligned chips:
+# the random crops of unaligned faces made the network tolerant to shifts and
+# scale changes of several percent. This is an estimate from the papers'
+# cropping recipe, not measured on training crops; a calibration on enrolled
+# faces may refine it. VGGFace (vgg16) was also trained on loose, unaligned
+# crops with random 224 crops, so it shares the template.
 #
 # box_left_eye/box_right_eye (eyes relative to a Haar box, the fallback when
 # no eye pair is found) describe the detector, not the model: keep the
@@ -114,7 +119,9 @@ class VggFaceSpec(ModelSpec):
     architecture: Architecture = "resnet50"
     release_file: str = ""
     load_by_name: bool = False  # how keras-vggface itself loads this release file
-    limits_by_quantization: dict[str, FidelityLimits] = field(default_factory=lambda: dict(VGGFACE_LIMITS))
+    limits_by_quantization: dict[str, FidelityLimits] = field(
+        default_factory=lambda: dict(VGGFACE_LIMITS), hash=False
+    )
 
     def limits_for(self, quantize: str) -> FidelityLimits:
         return self.limits_by_quantization[quantize]

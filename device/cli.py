@@ -122,12 +122,16 @@ def run(ctx: click.Context, source: str | None, max_frames: int | None, as_json:
         if "camera" in message and source is None:
             message += "; to try without a camera: clockface run --source VIDEO_OR_FOLDER, or clockface demo"
         raise click.ClickException(message) from None
+    for error in outcome.errors:
+        click.echo(f"clockface: error: {error}", err=True)
     fps = outcome.frames / outcome.seconds if outcome.seconds else 0.0
     click.echo(
         f"clockface: {outcome.frames} frames from {outcome.source} in {outcome.seconds:.1f} s ({fps:.1f} fps), "
         f"{len(outcome.logged)} logged, startup {outcome.startup_seconds:.2f} s",
         err=True,
     )
+    if outcome.errors:
+        sys.exit(1)
 
 
 # --- eval -------------------------------------------------------------------

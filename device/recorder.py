@@ -9,17 +9,20 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from logs.store import AttendanceEvent, AttendanceStore
+from logs.store import AttendanceEvent, AttendanceStore, StoreError
 
 # A Raspberry Pi 4 has no real-time clock: until NTP syncs it boots at the last
 # saved time, which can be months old. Nothing real happens before the release.
 RELEASE_DATE = date(2026, 11, 1)
+# Events that could not be written (disk full, database locked) wait in memory
+# and are retried; past this many the oldest are kept and new ones reported.
+MAX_PENDING = 1000
 
 
 @dataclass(frozen=True)
 class RecordResult:
     event: AttendanceEvent | None
-    reason: str  # "logged", "cooldown", "clock not synchronised"
+    reason: str  # "logged", "cooldown", "clock not synchronised", "pending: <error>"
 
 
 def clock_is_plausible(now_utc: datetime) -> bool:
@@ -49,12 +52,38 @@ class Recorder:
         self.source = source
         self.cooldown = cooldown
         self.clock = clock
+        self.pending: list[AttendanceEvent] = []
+        self.last_error: str | None = None
+        self._recent: dict[str, AttendanceEvent] = {}  # newest event per person, including pending ones
+
+    def flush(self) -> list[AttendanceEvent]:
+        """Retry pending events in order; returns those written now."""
+        written: list[AttendanceEvent] = []
+        while self.pending:
+            try:
+                self.store.record(self.pending[0])
+            except StoreError as exc:
+                self.last_error = str(exc)
+                break
+            written.append(self.pending.pop(0))
+        if not self.pending:
+            self.last_error = None
+        return written
+
+    def _last(self, person: str) -> AttendanceEvent | None:
+        recent = self._recent.get(person)
+        if recent is not None:
+            return recent
+        try:
+            return self.store.last_event(person)
+        except StoreError:
+            return None
 
     def record(self, person: str, distance: float) -> RecordResult:
         now = self.clock()
         if not clock_is_plausible(now):
             return RecordResult(None, f"clock not synchronised (system time {now:%Y-%m-%d %H:%M}Z is before {RELEASE_DATE})")
-        last = self.store.last_event(person)
+        last = self._last(person)
         if last is not None and now - last.timestamp_utc < self.cooldown:
             return RecordResult(None, "cooldown")
         local_today = now.astimezone(self.zone).date()
@@ -68,5 +97,10 @@ class Recorder:
             source=self.source,
             terminal_id=self.terminal_id,
         )
-        self.store.record(event)
+        self._recent[person] = event
+        if len(self.pending) >= MAX_PENDING:
+            return RecordResult(None, f"not saved: {MAX_PENDING} events already wait for the database ({self.last_error})")
+        self.pending.append(event)
+        if event not in self.flush():
+            return RecordResult(event, f"pending: {self.last_error}")
         return RecordResult(event, "logged")

@@ -81,10 +81,17 @@ class LatestFrame:
         self.source.close()
 
 
-class Session:
-    """Everything loaded from one config: model, gallery, recogniser, recorder."""
+def make_recorder(config: Config, store: AttendanceStore, source_name: str) -> Recorder:
+    return Recorder(
+        store, config.logs.zone, config.logs.terminal_id, source_name, timedelta(minutes=config.recognition.cooldown_minutes)
+    )
 
-    def __init__(self, config: Config, store: AttendanceStore, source_name: str, model: LoadedModel | None = None) -> None:
+
+class Session:
+    """Everything loaded from one config: model, gallery, recogniser. The
+    recorder outlives reloads: it holds events still waiting for the disk."""
+
+    def __init__(self, config: Config, recorder: Recorder, model: LoadedModel | None = None) -> None:
         self.config = config
         self.model = model or load_model(config)
         rec = config.recognition
@@ -94,9 +101,9 @@ class Session:
             TrackerSettings(rec.confirm_k, rec.confirm_n, rec.track_iou, rec.track_max_missing),
             rec.min_face_px,
         )
-        self.recorder = Recorder(
-            store, config.logs.zone, config.logs.terminal_id, source_name, timedelta(minutes=rec.cooldown_minutes)
-        )
+        self.recorder = recorder
+        recorder.zone, recorder.terminal_id = config.logs.zone, config.logs.terminal_id
+        recorder.cooldown = timedelta(minutes=rec.cooldown_minutes)
         self.gallery_stamp = gallery_stamp(config.paths.gallery)
 
     @property
@@ -166,7 +173,8 @@ def run_terminal(
     outcome = Outcome(source.name)
     store = AttendanceStore(config.paths.attendance)
     try:
-        session = Session(config, store, source.name)
+        recorder = make_recorder(config, store, source.name)
+        session = Session(config, recorder)
         outcome.startup_seconds = time.perf_counter() - started
         notifier.ready(f"recognising {session.people} people from {source.name}")
         frames = _live_frames(source_spec, config, source, stop, on_message) if source.live else source.frames()
@@ -183,11 +191,15 @@ def run_terminal(
                 last_check = now
                 if gallery_stamp(config.paths.gallery) != session.gallery_stamp:
                     reload.set()
+                if recorder.pending:
+                    for event in recorder.flush():
+                        outcome.logged.append(event)
+                        on_event(event)
             if reload.is_set():
                 reload.clear()
                 config = reload_config() if reload_config is not None else config
                 model = session.model if config.paths.model_path == session.model.path else None
-                session = Session(config, store, source.name, model)
+                session = Session(config, recorder, model)
                 outcome.reloads += 1
                 on_message(f"reloaded: {session.people} people in the gallery")
             if frame is None:
@@ -200,7 +212,7 @@ def run_terminal(
                     t0 = time.perf_counter()
                     result = session.recorder.record(decision.person, decision.distance)
                     session.recogniser.stats.add("log", time.perf_counter() - t0)
-                    if result.event is not None:
+                    if result.reason == "logged":
                         outcome.logged.append(result.event)
                         on_event(result.event)
                     elif result.reason != "cooldown":
@@ -215,6 +227,10 @@ def run_terminal(
                 break
             capture_started = time.perf_counter()
         outcome.stats = session.recogniser.stats
+        if recorder.pending:
+            recorder.flush()
+            if recorder.pending:
+                outcome.errors.append(f"{len(recorder.pending)} attendance event(s) could not be saved: {recorder.last_error}")
     finally:
         notifier.stopping()
         source.close()

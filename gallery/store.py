@@ -9,15 +9,23 @@ one and swapped in with one atomic rename, so a failure or power cut at any
 moment leaves either the old gallery or the new one in force, never a mix.
 `secure_delete` makes SQLite overwrite deleted content, and the rollback
 journal (not WAL) keeps no stale copies after a commit.
+
+Every successful write (enrolment, `remove_person`) puts a NEW file in place
+(a new inode), which is how a running recogniser notices the change: it
+watches (st_ino, st_mtime_ns) of the gallery path. Writers are serialised by
+an advisory lock on `<gallery>.lock`; readers need no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator, Mapping
 
 import numpy as np
 import sqlite_utils
@@ -53,6 +61,20 @@ class PersonSummary:
     photos: int
     enrolled_at: str
     employee_id: str | None
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """What the gallery keeps about a person besides templates."""
+
+    enrolled_at: str | None = None  # None: now
+    employee_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Removed:
+    name: str
+    templates: int
 
 
 def _connect(path: Path) -> sqlite_utils.Database:
@@ -142,6 +164,10 @@ class GalleryStore:
             db.close()
         return [PersonSummary(*row) for row in rows]
 
+    def records(self) -> dict[str, PersonRecord]:
+        """name -> enrolment time and employee ID (to carry them into a new gallery)."""
+        return {p.name: PersonRecord(p.enrolled_at, p.employee_id) for p in self.people()}
+
 
 def _create_schema(db: sqlite_utils.Database, model: ModelBinding) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
@@ -163,47 +189,123 @@ def _create_schema(db: sqlite_utils.Database, model: ModelBinding) -> None:
     )
 
 
-def write_gallery(path: Path, model: ModelBinding, templates: list[Template], keep: list[Template] | None = None) -> None:
+def write_gallery(
+    path: Path,
+    model: ModelBinding,
+    templates: list[Template],
+    keep: list[Template] | None = None,
+    people: Mapping[str, PersonRecord] | None = None,
+) -> None:
     """Replace the gallery at `path` with exactly these templates, atomically.
 
-    `keep` carries templates of people from the previous gallery (add mode).
+    `keep` carries templates of people from the previous gallery (add mode);
+    `people` their enrolment time and employee ID (default: now, none).
     """
     path = Path(path)
     _check_folder(path)
-    tmp = path.with_name(path.name + ".new")
-    tmp.unlink(missing_ok=True)
-    try:
-        db = _connect(tmp)
+    people = people or {}
+    with gallery_lock(path):
+        tmp = path.with_name(path.name + ".new")
+        tmp.unlink(missing_ok=True)
         try:
+            db = _connect(tmp)
+            try:
+                with db.conn:
+                    _create_schema(db, model)
+                    ids: dict[str, int] = {}
+                    now = _now()
+                    for t in list(keep or []) + list(templates):
+                        if t.embedding.size != model.embedding_size:
+                            raise GalleryError(f"template for {t.person} has {t.embedding.size} values, expected {model.embedding_size}")
+                        if t.person not in ids:
+                            record = people.get(t.person, PersonRecord())
+                            ids[t.person] = db["people"].insert(
+                                {"name": t.person, "enrolled_at": record.enrolled_at or now, "employee_id": record.employee_id}
+                            ).last_pk
+                        db["templates"].insert(
+                            {
+                                "person_id": ids[t.person],
+                                "photo": t.photo,
+                                "embedding": np.asarray(t.embedding, dtype="<f4").tobytes(),
+                                "created_at": now,
+                            }
+                        )
+            finally:
+                db.close()
+            _install(tmp, path)
+        except sqlite3.OperationalError as exc:
+            tmp.unlink(missing_ok=True)
+            raise GalleryError(f"cannot write gallery {path}: {exc}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def _install(tmp: Path, path: Path) -> None:
+    """Make the finished file `tmp` the gallery: durable first, then one rename."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def gallery_lock(path: Path) -> Iterator[None]:
+    """Serialise writers of one gallery (two sticks, or a stick and `gallery remove`)."""
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_person(path: Path, name: str) -> Removed:
+    """Erase one person: their row and every template, leaving no trace in the file.
+
+    The person is deleted in place with `secure_delete` on (SQLite zeroes the
+    freed cells and pages) and the file is VACUUMed; the rollback journal that
+    held the old pages during the transaction is deleted at commit. The result
+    is then copied to a new file that replaces the gallery, so a running
+    recogniser reloads it (a new inode). Works whatever model made the gallery.
+    """
+    from gallery.layout import person_key  # pure name rules
+
+    path = Path(path)
+    store = GalleryStore(path)
+    _check_folder(path)
+    with gallery_lock(path):
+        db = store._open()
+        try:
+            people = db.execute("SELECT id, name FROM people").fetchall()
+            wanted = person_key(name)
+            hits = [(pid, pname) for pid, pname in people if person_key(pname) == wanted]
+            if not hits:
+                known = ", ".join(sorted(p for _, p in people)) or "nobody"
+                raise GalleryError(f"no one called {name!r} in the gallery (enrolled: {known})")
+            pid, pname = hits[0]
             with db.conn:
-                _create_schema(db, model)
-                ids: dict[str, int] = {}
-                now = _now()
-                for t in list(keep or []) + list(templates):
-                    if t.embedding.size != model.embedding_size:
-                        raise GalleryError(f"template for {t.person} has {t.embedding.size} values, expected {model.embedding_size}")
-                    if t.person not in ids:
-                        ids[t.person] = db["people"].insert({"name": t.person, "enrolled_at": now}).last_pk
-                    db["templates"].insert(
-                        {
-                            "person_id": ids[t.person],
-                            "photo": t.photo,
-                            "embedding": np.asarray(t.embedding, dtype="<f4").tobytes(),
-                            "created_at": now,
-                        }
-                    )
+                count = db.execute("DELETE FROM templates WHERE person_id = ?", [pid]).rowcount
+                db.execute("DELETE FROM people WHERE id = ?", [pid])
+            db.execute("VACUUM")
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"cannot remove {name} from {path}: {exc}") from None
         finally:
             db.close()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except sqlite3.OperationalError as exc:
+        tmp = path.with_name(path.name + ".new")
         tmp.unlink(missing_ok=True)
-        raise GalleryError(f"cannot write gallery {path}: {exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        try:
+            src = _connect(path)
+            try:
+                src.execute("VACUUM INTO ?", [str(tmp)])
+            finally:
+                src.close()
+            _install(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return Removed(pname, count)
 
 
 def _fsync_dir(folder: Path) -> None:

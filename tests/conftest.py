@@ -56,3 +56,49 @@ def make_config(data_dir: Path, model: Path, **sections: dict):
 @pytest.fixture
 def terminal_config(tmp_path: Path, dlib_model: Path):
     return make_config(tmp_path / "data", dlib_model)
+
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): needed for a real read-only/full disk")
+
+
+def _umount(path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path):
+    """A real read-only file system (root can write anywhere else, so chmod proves nothing)."""
+    path = tmp_path / "readonly"
+    _mount_tmpfs(path, "ro,size=1m")
+    yield path
+    _umount(path)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 256 KiB file system that fills up quickly: a real ENOSPC."""
+    path = tmp_path / "tiny"
+    _mount_tmpfs(path, "size=256k")
+    yield path
+    _umount(path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The booted-VM system test takes ~15 minutes: CI (CI=true) runs it, a
+    developer's default run skips it unless it is asked for with `-m vm`."""
+    import os
+
+    if os.environ.get("CI", "").lower() == "true" or "vm" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="boots a VM (~15 min): runs in CI, or locally with `pytest -m vm`")
+    for item in items:
+        if "vm" in item.keywords:
+            item.add_marker(skip)

@@ -138,12 +138,11 @@ def build_base(log: Log) -> Path:
     rootfs.mkdir(parents=True)
     log(f"debootstrap {SUITE} minbase from {mirror} (first run only, ~1-2 min)")
     run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_INCLUDE)}", SUITE, str(rootfs), mirror])
-    # Security updates too, like a real install (same mirror host layout as the host's apt).
     (rootfs / "etc/apt/sources.list").write_text(f"deb {mirror} {SUITE} main\n")
     # No questions from a kernel postinst, a small initrd that still has virtio and ext4.
     conf = rootfs / "etc/initramfs-tools/conf.d"
     conf.mkdir(parents=True, exist_ok=True)
-    (conf / "clockface-vm.conf").write_text("MODULES=dep\n" if False else "MODULES=most\nCOMPRESS=gzip\n")
+    (conf / "clockface-vm.conf").write_text("MODULES=most\nCOMPRESS=gzip\n")
     log("installing the kernel into the base (~1 min)")
     with chroot_mounts(rootfs):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
@@ -163,3 +162,341 @@ def build_base(log: Log) -> Path:
     tmp.rename(out)
     log(f"base image built: {out}")
     return out
+
+
+# --- the per-run image ---------------------------------------------------------------
+
+MODEL = "dlib-resnet-v1"
+VIDEO_IN_GUEST = "/usr/local/share/clockface-vmtest/1.mp4"
+
+
+def source_files() -> list[str]:
+    """The project as a user would have it after `git clone` (tracked plus new, unignored files)."""
+    out = run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"]).stdout
+    return sorted(f for f in out.split("\0") if f and (REPO / f).is_file() and not f.startswith("tests/system/guest/"))
+
+
+def find_model(log: Log) -> Path:
+    """A folder with the converted model: a cached conversion, else the dev copies."""
+    cached = CACHE / "model"
+    if (cached / f"{MODEL}.tflite").is_file() and (cached / f"{MODEL}.json").is_file():
+        return cached
+    clockface = REPO / ".venv/bin/clockface"
+    if clockface.exists():
+        log(f"converting {MODEL} once into {cached} (cached for later runs)")
+        cached.mkdir(parents=True, exist_ok=True)
+        p = subprocess.run([str(clockface), "convert", MODEL, "--output", str(cached)], text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1200)
+        if p.returncode == 0 and (cached / f"{MODEL}.tflite").is_file():
+            return cached
+        log("conversion failed, falling back to an existing copy: " + " | ".join(p.stdout.splitlines()[-3:]))
+    candidates = [REPO / "models-dev"]
+    if clockface.exists():
+        p = subprocess.run([str(clockface), "config", "show", "--key", "paths.data_dir"], text=True, capture_output=True)
+        if p.returncode == 0 and p.stdout.strip():
+            candidates.append(Path(p.stdout.strip()) / "models")
+    for c in candidates:
+        if (c / f"{MODEL}.tflite").is_file() and (c / f"{MODEL}.json").is_file():
+            return c
+    raise FileNotFoundError(f"no converted {MODEL} model in {cached} or {candidates}")
+
+
+def _owner(rootfs: Path, user: str) -> tuple[int, int]:
+    for line in (rootfs / "etc/passwd").read_text().splitlines():
+        f = line.split(":")
+        if f[0] == user:
+            return int(f[2]), int(f[3])
+    raise KeyError(f"no user {user} in the image")
+
+
+def set_camera_source(config: Path, source: str) -> None:
+    """Set [camera] source in the installed TOML, keeping the rest of the file."""
+    text = config.read_text()
+    line = f'source = "{source}"'
+    m = re.search(r"^\[camera\][^\n]*\n", text, re.M)
+    if m:
+        end = re.search(r"^\[", text[m.end():], re.M)
+        section_end = m.end() + (end.start() if end else len(text) - m.end())
+        body = text[m.end():section_end]
+        if re.search(r"^\s*#?\s*source\s*=.*$", body, re.M):
+            body = re.sub(r"^\s*#?\s*source\s*=.*$", line, body, count=1, flags=re.M)
+        else:
+            body = line + "\n" + body
+        text = text[: m.end()] + body + text[section_end:]
+    else:
+        text += f"\n[camera]\n{line}\n"
+    config.write_text(text)
+
+
+def chroot_sh(rootfs: Path, script: str, logfile: Path, pip_cache: Path, timeout: float = 1500) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "PIP_CACHE_DIR": "/var/cache/clockface-pip",
+        "PIP_DEFAULT_TIMEOUT": "120",
+    }
+    with chroot_mounts(rootfs, pip_cache), open(logfile, "a") as fh:
+        fh.write(f"\n$ {script}\n")
+        fh.flush()
+        return subprocess.run(["chroot", str(rootfs), "/bin/bash", "-c", script], env=env, stdout=fh,
+                              stderr=subprocess.STDOUT, timeout=timeout)
+
+
+@dataclass
+class Image:
+    rootfs_img: Path
+    kernel: Path
+    initrd: Path
+    install_log: Path
+    rerun_ok: bool
+
+
+def prepare_image(base: Path, work: Path, model_dir: Path, video: Path, expected: dict, log: Log) -> Image:
+    rootfs = work / "rootfs"
+    shutil.rmtree(rootfs, ignore_errors=True)
+    log("copying the base root filesystem")
+    run(["cp", "-a", "--reflink=auto", str(base / "rootfs"), str(rootfs)])
+    src = rootfs / "usr/src/clockface"
+    files = source_files()
+    for f in files:
+        dst = src / f
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, dst)
+    log(f"copied {len(files)} project files to /usr/src/clockface; running ./setup.sh --device in the chroot")
+    install_log = work / "setup-device.log"
+    install_log.write_text("")
+    t0 = time.monotonic()
+    p = chroot_sh(rootfs, "cd /usr/src/clockface && ./setup.sh --device", install_log, CACHE / "pip")
+    text = install_log.read_text()
+    if p.returncode != 0:
+        raise RuntimeError(f"./setup.sh --device failed in the image (exit {p.returncode}):\n" + "\n".join(text.splitlines()[-40:]))
+    log(f"setup.sh --device took {time.monotonic() - t0:.0f}s; its output:\n    " + "\n    ".join(text.strip().splitlines()[-25:]))
+    # Idempotence: a second run (an upgrade in place) must succeed and keep the config.
+    config = rootfs / "etc/clockface/clockface.toml"
+    before = config.read_text()
+    t0 = time.monotonic()
+    p = chroot_sh(rootfs, "cd /usr/src/clockface && ./setup.sh --device", install_log, CACHE / "pip")
+    rerun_ok = p.returncode == 0 and config.read_text() == before
+    log(f"re-run of setup.sh --device: exit {p.returncode}, config kept: {config.read_text() == before} ({time.monotonic() - t0:.0f}s)")
+    if p.returncode != 0:
+        raise RuntimeError("second ./setup.sh --device failed:\n" + "\n".join(install_log.read_text().splitlines()[-30:]))
+
+    uid, gid = _owner(rootfs, "clockface")
+    models = rootfs / "var/lib/clockface/models"
+    models.mkdir(parents=True, exist_ok=True)
+    for suffix in (".tflite", ".json"):
+        dst = models / f"{MODEL}{suffix}"
+        shutil.copy(model_dir / f"{MODEL}{suffix}", dst)
+        os.chown(dst, uid, gid)
+        os.chmod(dst, 0o640)
+    vdst = rootfs / VIDEO_IN_GUEST.lstrip("/")
+    vdst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(video, vdst)
+    os.chmod(vdst, 0o644)
+    set_camera_source(config, VIDEO_IN_GUEST)
+
+    lib = rootfs / "usr/local/lib/clockface-vmtest"
+    lib.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE / "guest/check.py", lib / "check.py")
+    (lib / "expected.json").write_text(__import__("json").dumps(expected))
+    units = rootfs / "etc/systemd/system"
+    shutil.copy(HERE / "guest/clockface-vmtest.service", units / "clockface-vmtest.service")
+    wants = units / "multi-user.target.wants"
+    wants.mkdir(exist_ok=True)
+    link = wants / "clockface-vmtest.service"
+    if not link.is_symlink():
+        link.symlink_to("/etc/systemd/system/clockface-vmtest.service")
+    getty = units / "serial-getty@ttyS0.service"
+    if not getty.is_symlink():
+        getty.symlink_to("/dev/null")  # the checks own the serial console
+    (rootfs / "var/log/journal").mkdir(parents=True, exist_ok=True)  # persistent: the host reads the last shutdown
+    (rootfs / "var/lib/clockface-vmtest").mkdir(parents=True, exist_ok=True)
+
+    img = work / "rootfs.img"
+    log("making the ext4 disk image")
+    run(["mke2fs", "-q", "-t", "ext4", "-d", str(rootfs), "-F", str(img), "4G"])
+    shutil.rmtree(rootfs, ignore_errors=True)
+    return Image(img, base / "vmlinuz", base / "initrd.img", install_log, rerun_ok)
+
+
+def make_stick(path: Path, photos: dict[str, Path]) -> None:
+    """A FAT 'USB stick' (no partition table, like many sticks) with images/<name>.<ext>."""
+    path.unlink(missing_ok=True)
+    run(["mkfs.vfat", "-n", "CLOCKFACE", "-C", str(path), str(32 * 1024)])
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    run(["mmd", "-i", str(path), "::images"], env=env)
+    for name, src in photos.items():
+        run(["mcopy", "-i", str(path), str(src), f"::images/{name}"], env=env)
+
+
+def stick_files(path: Path) -> dict[str, bytes]:
+    """Every file on the stick image, read with mtools (after the VM is gone)."""
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    listing = run(["mdir", "-i", str(path), "-/", "-b", "::"], env=env).stdout.split()
+    out = {}
+    for entry in listing:
+        if entry.endswith("/"):
+            continue
+        p = subprocess.run(["mtype", "-i", str(path), entry], env=env, capture_output=True)
+        if p.returncode == 0:
+            out[entry.removeprefix("::")] = p.stdout
+    return out
+
+
+# --- QEMU -------------------------------------------------------------------------------
+
+LINE = re.compile(r"VMTEST (\S+) ?(.*)")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    guest_t: str
+    took: str
+    detail: str
+    boot: int
+
+
+class Monitor:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def command(self, cmd: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(str(self.path))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        s.settimeout(timeout)
+        buf = b""
+        try:
+            while b"(qemu)" not in buf:
+                buf += s.recv(4096)
+            s.sendall(cmd.encode() + b"\n")
+            buf = b""
+            while buf.count(b"(qemu)") < 1:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+        except socket.timeout:
+            pass
+        finally:
+            s.close()
+        return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", buf.decode(errors="replace"))
+
+
+@dataclass
+class BootResult:
+    checks: list[Check]
+    rows: list[list]
+    done: bool
+    exited: bool  # QEMU ended by itself (guest power-off) rather than being killed
+    returncode: int | None
+    seconds: float
+    console: str
+
+
+def boot(img: Image, work: Path, boot_no: int, log: Log, timeout: float, stick: Path | None = None) -> BootResult:
+    """Boot the image once; act on the guest's requests; return what it reported."""
+    console = work / f"console-{boot_no}.log"
+    mon = work / f"monitor-{boot_no}.sock"
+    console.unlink(missing_ok=True)
+    mon.unlink(missing_ok=True)
+    cmd = [
+        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "2", "-m", "2048",
+        "-display", "none", "-no-reboot", "-nic", "none", "-rtc", "base=utc",
+        "-kernel", str(img.kernel), "-initrd", str(img.initrd),
+        "-append", "root=/dev/vda rw console=ttyS0 quiet",
+        "-drive", f"file={img.rootfs_img},format=raw,if=virtio",
+        "-device", "qemu-xhci,id=xhci",
+        "-serial", f"file:{console}", "-monitor", f"unix:{mon},server,nowait",
+    ]
+    log(f"boot {boot_no}: starting QEMU (TCG, no KVM)")
+    t0 = time.monotonic()
+    qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    monitor = Monitor(mon)
+    checks: list[Check] = []
+    rows: list[list] = []
+    done = False
+    seen = 0
+    killed = False
+    try:
+        while True:
+            text = console.read_text(errors="replace") if console.exists() else ""
+            lines = text.replace("\r", "").split("\n")
+            complete = lines[:-1]
+            for raw in complete[seen:]:
+                m = LINE.search(raw)
+                if not m:
+                    continue
+                kind, rest = m.group(1), m.group(2).strip()
+                if kind == "CHECK":
+                    cm = re.match(r"(\S+) (PASS|FAIL) t=(\S+) took=(\S+) ?(.*)", rest)
+                    if cm:
+                        c = Check(cm.group(1), cm.group(2) == "PASS", cm.group(3), cm.group(4), cm.group(5), boot_no)
+                        checks.append(c)
+                        log(f"boot {boot_no}: {'PASS' if c.ok else 'FAIL'} {c.name:26} guest t={c.guest_t}s took={c.took}s  {c.detail}")
+                elif kind == "ROWS":
+                    rows = __import__("json").loads(rest)
+                elif kind == "BOOT":
+                    log(f"boot {boot_no}: guest checks started ({rest})")
+                elif kind == "DONE":
+                    done = True
+                    log(f"boot {boot_no}: guest done ({rest})")
+                elif kind == "REQUEST" and rest == "plug-stick":
+                    if stick is None:
+                        log(f"boot {boot_no}: guest asked for the stick but there is none")
+                    else:
+                        log(f"boot {boot_no}: plugging the USB stick in (QEMU monitor: drive_add + device_add usb-storage)")
+                        out1 = monitor.command(f"drive_add 0 if=none,id=stick,file={stick},format=raw")
+                        out2 = monitor.command("device_add usb-storage,bus=xhci.0,drive=stick,id=stickdev,removable=on")
+                        for out in (out1, out2):
+                            err = [ln for ln in out.splitlines() if "rror" in ln]
+                            if err:
+                                log(f"boot {boot_no}: monitor: {err}")
+                elif kind == "REQUEST" and rest == "hard-poweroff":
+                    time.sleep(3)  # the service is mid-loop, with its databases open
+                    log(f"boot {boot_no}: hard power-off (SIGKILL to QEMU)")
+                    os.killpg(qemu.pid, signal.SIGKILL)
+                    killed = True
+            seen = len(complete)
+            if qemu.poll() is not None:
+                break
+            if time.monotonic() - t0 > timeout:
+                log(f"boot {boot_no}: TIMEOUT after {timeout:.0f}s, killing QEMU")
+                os.killpg(qemu.pid, signal.SIGKILL)
+                killed = True
+                qemu.wait()
+                break
+            time.sleep(0.5)
+    finally:
+        if qemu.poll() is None:
+            os.killpg(qemu.pid, signal.SIGKILL)
+            qemu.wait()
+    out = qemu.stdout.read().decode(errors="replace") if qemu.stdout else ""
+    if out.strip():
+        log(f"boot {boot_no}: qemu said: {out.strip()[-500:]}")
+    text = console.read_text(errors="replace") if console.exists() else ""
+    seconds = time.monotonic() - t0
+    log(f"boot {boot_no}: QEMU ended after {seconds:.0f}s ({'killed' if killed else f'exit {qemu.returncode}'})")
+    return BootResult(checks, rows, done, not killed, qemu.returncode, seconds, text)
+
+
+def read_guest_journal(img: Path, work: Path) -> str:
+    """The guest's persistent journal, extracted with debugfs (no mount), as text of the last boot."""
+    dest = work / "journal"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir()
+    run(["debugfs", "-R", f"rdump /var/log/journal {dest}", str(img)])
+    p = subprocess.run(["journalctl", "--no-pager", "-D", str(dest / "journal"), "-b", "0", "-o", "short-monotonic",
+                        "-u", "clockface.service", "-u", "clockface-vmtest.service"], text=True, capture_output=True)
+    return p.stdout + p.stderr

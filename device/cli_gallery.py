@@ -1,0 +1,294 @@
+"""`clockface enroll`, `clockface enroll-stick` and `clockface gallery ...`.
+
+Who is enrolled, and how they get there: from a folder on the command line,
+from a USB stick (run by the clockface-stick@.service unit when a stick is
+plugged in), and the gallery's housekeeping (list, remove a person, export
+the roster). The config arrives as `ctx.obj` (device/cli.py reads it once).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from device.config import Config, load_config
+from gallery import stick as stick_mod
+from gallery.report import EnrolmentReport, render_text, write_report
+
+
+def _config(ctx: click.Context) -> Config:
+    config = ctx.obj if isinstance(ctx.obj, Config) else None
+    return config if config is not None else load_config(None)
+
+
+def _emit(report: EnrolmentReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_text(report), nl=False)
+    sys.stdout.flush()
+
+
+def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progress: bool = False) -> EnrolmentReport:
+    """Load the model and enrol `images_dir`; every failure becomes a report with `error`."""
+    from tqdm import tqdm
+
+    from device.enrol import enrol_folder, to_report
+    from device.terminal import load_model
+
+    model = load_model(config)  # SetupError: the caller decides how to show it
+    with tqdm(total=0, unit="photo", desc="enrol", disable=True if quiet_progress else None, file=sys.stderr) as bar:
+
+        def on_photos(n: int) -> None:
+            bar.total = n
+            bar.refresh()
+
+        result = enrol_folder(
+            images_dir, model, config.enrol, config.paths.gallery, add=add, write=write, progress=lambda _: bar.update(), on_photos=on_photos
+        )
+    return to_report(result)
+
+
+def _failure_report(config: Config | None, images_dir: Path, add: bool, error: str) -> EnrolmentReport:
+    from datetime import datetime
+
+    return EnrolmentReport(
+        when=datetime.now().astimezone(),
+        source=str(images_dir),
+        gallery=str(config.paths.gallery) if config else "",
+        mode="add" if add else "replace",
+        model=config.paths.model if config else "",
+        metric="",
+        threshold=float("nan"),
+        written=False,
+        error=error,
+    )
+
+
+# --- enroll -------------------------------------------------------------------
+@click.command("enroll")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--add", is_flag=True, help="Only add or update the people in FOLDER; keep everyone else (default: FOLDER replaces the gallery).")
+@click.option("--check", is_flag=True, help="Examine the photos and print the report, but do not change the gallery.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), help="Also write clockface-report.txt and .csv into this folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def enroll(ctx: click.Context, folder: Path, add: bool, check: bool, report_dir: Path | None, as_json: bool) -> None:
+    """Enrol everyone photographed in FOLDER.
+
+    anna_smith.jpg is Anna Smith; anna_smith_2.jpg and anna_smith/*.jpg are more
+    photos of her. An optional people.csv (name,employee_id) adds payroll IDs.
+    The new gallery is built completely and swapped in at once: if anything
+    fails, the old gallery stays in force.
+    """
+    from device.terminal import SetupError
+
+    config = _config(ctx)
+    try:
+        report = _enrol(config, folder, add, write=not check, quiet_progress=False)
+    except SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        files, report.report_error = write_report(report_dir, report)
+        report.report_files = [str(p) for p in files]
+    _emit(report, as_json)
+    if report.error:
+        click.echo(f"Error: {report.error}", err=True)
+        ctx.exit(1)
+
+
+# --- enroll-stick ---------------------------------------------------------------
+@click.command("enroll-stick")
+@click.option("--mount-point", type=click.Path(path_type=Path), help="Where the stick is mounted (the clockface-stick unit passes it).")
+@click.option("--device", help="The stick's partition, e.g. /dev/sdb1: its mount point is looked up in /proc/self/mounts.")
+@click.option("--wait", "wait_seconds", type=float, default=30.0, show_default=True, help="With --device: how long to wait for it to be mounted.")
+@click.option("--add", is_flag=True, help="Only add or update the people on the stick (default: the stick replaces the gallery).")
+@click.option("--unmount", is_flag=True, help="Unmount the stick with systemd-umount afterwards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def enroll_stick(ctx: click.Context, mount_point: Path | None, device: str | None, wait_seconds: float, add: bool, unmount: bool, as_json: bool) -> None:
+    """Enrol from a mounted USB stick: its images/ (or clockface/images/) folder.
+
+    Writes clockface-report.txt and clockface-report.csv onto the stick beside
+    the photo folder (a read-only stick still enrols; the printed report says the
+    report could not be written), prints the same report (to the journal when
+    run by systemd) and, with --unmount, unmounts the stick. A stick without the
+    folder is left alone.
+    """
+    try:
+        where = stick_mod.resolve_mount_point(device, mount_point, wait_seconds)
+    except stick_mod.StickError as exc:
+        raise click.ClickException(str(exc)) from None
+    images_dir = stick_mod.find_images_dir(where)
+    if images_dir is None:
+        click.echo(f"clockface: no images/ or clockface/images/ folder on {where}: not an enrolment stick, nothing done")
+        if unmount:
+            click.echo(f"clockface: {stick_mod.unmount(where)[1]}")
+        return
+    config: Config | None = None
+    try:
+        config = _config(ctx)
+        report = _enrol(config, images_dir, add, write=True, quiet_progress=as_json)
+    except Exception as exc:  # noqa: BLE001 - the person at the stick must get a report whatever happened
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        report = _failure_report(config, images_dir, add, f"enrolment failed, the previous gallery stays in force: {reason}")
+    files, report.report_error = write_report(stick_mod.report_dir(images_dir), report)
+    report.report_files = [str(p) for p in files]
+    _emit(report, as_json)
+    if unmount:
+        ok, message = stick_mod.unmount(where)
+        click.echo(f"clockface: {message}", err=not ok)
+    if report.error:
+        click.echo(f"Error: {report.error}", err=True)
+        ctx.exit(1)
+
+
+# --- gallery ----------------------------------------------------------------------
+@click.group("gallery")
+def gallery() -> None:
+    """Who is enrolled: list, remove a person, export the roster."""
+
+
+def _store(config: Config):
+    from gallery.store import GalleryStore
+
+    return GalleryStore(config.paths.gallery)
+
+
+def _configured_sha(config: Config) -> str | None:
+    from device.model_card import ModelCardError, load_card
+
+    try:
+        return load_card(config.paths.model_path).model_sha256
+    except (ModelCardError, OSError):
+        return None
+
+
+@gallery.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_context
+def gallery_list(ctx: click.Context, as_json: bool) -> None:
+    """Everyone enrolled: name, photos, when enrolled, employee ID, model."""
+    from gallery.store import GalleryError
+
+    config = _config(ctx)
+    store = _store(config)
+    if not store.exists():
+        if as_json:
+            click.echo("[]")
+        else:
+            click.echo(f"no gallery yet at {store.path}: enrol people with `clockface enroll DIR` or a USB stick")
+        return
+    try:
+        people = store.people()
+        binding = store.binding()
+    except GalleryError as exc:
+        raise click.ClickException(str(exc)) from None
+    configured = _configured_sha(config)
+    rows = [
+        {
+            "name": p.name,
+            "photos": p.photos,
+            "enrolled_at": p.enrolled_at,
+            "employee_id": p.employee_id,
+            "model": binding.name,
+            "model_sha256": binding.sha256,
+        }
+        for p in people
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    width = max([len("NAME")] + [len(r["name"]) for r in rows])
+    click.echo(f"{'NAME':<{width}}  PHOTOS  ENROLLED                   EMPLOYEE ID")
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['photos']:>6}  {r['enrolled_at']:<25}  {r['employee_id'] or ''}".rstrip())
+    state = ""
+    if configured is not None:
+        state = (
+            " (the configured model)"
+            if configured == binding.sha256
+            else " - NOT the configured model: the terminal will refuse this gallery; re-enrol with `clockface enroll DIR`"
+        )
+    click.echo(f"{len(rows)} people, model {binding.name} (sha256 {binding.sha256[:12]}){state}")
+
+
+@gallery.command("remove")
+@click.argument("name")
+@click.option("--with-logs", is_flag=True, help="Also erase this person's attendance events (an erasure request).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def gallery_remove(ctx: click.Context, name: str, with_logs: bool, yes: bool) -> None:
+    """Remove NAME from the gallery, leaving no trace of their face templates.
+
+    The gallery stores no photos or face crops, only templates; they are
+    overwritten in the database file (SQLite secure_delete + VACUUM). With
+    --with-logs, NAME's attendance events are erased as well.
+    """
+    from gallery.store import GalleryError, remove_person
+
+    config = _config(ctx)
+    what = "face templates and attendance events" if with_logs else "face templates"
+    if not yes:
+        click.confirm(f"Erase {name}'s {what}? This cannot be undone", abort=True)
+    removed_name = name
+    in_gallery = False
+    try:
+        removed = remove_person(config.paths.gallery, name)
+        removed_name, in_gallery = removed.name, True
+        click.echo(f"removed {removed.name} from the gallery ({removed.templates} face template{'s' if removed.templates != 1 else ''} erased)")
+    except GalleryError as exc:
+        if not with_logs:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{name} is not in the gallery ({exc})")
+    if with_logs:
+        path = config.paths.attendance
+        if not path.exists():
+            click.echo(f"no attendance database at {path}: no events to erase")
+            return
+        from logs.store import AttendanceStore
+
+        try:
+            with AttendanceStore(path) as store:
+                count = store.erase_person(removed_name)
+        except Exception as exc:  # noqa: BLE001 - one line for the user
+            raise click.ClickException(f"could not erase {removed_name}'s attendance events: {str(exc).splitlines()[0]}") from None
+        click.echo(f"erased {count} attendance event{'s' if count != 1 else ''} of {removed_name}")
+        if not in_gallery and count == 0:
+            ctx.exit(1)
+
+
+@gallery.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here (default: standard output).")
+@click.pass_context
+def gallery_export(ctx: click.Context, output: Path | None) -> None:
+    """The roster as CSV (name, employee_id, photos, enrolled_at, model): no biometric data."""
+    from gallery.store import GalleryError
+
+    config = _config(ctx)
+    store = _store(config)
+    try:
+        people = store.people() if store.exists() else []
+        model = store.binding().name if store.exists() else ""
+    except GalleryError as exc:
+        raise click.ClickException(str(exc)) from None
+    fields = ["name", "employee_id", "photos", "enrolled_at", "model"]
+    rows = [{"name": p.name, "employee_id": p.employee_id or "", "photos": p.photos, "enrolled_at": p.enrolled_at, "model": model} for p in people]
+    if output is None:
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    with open(output, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    click.echo(f"wrote {len(rows)} people to {output}", err=True)
+
+
+COMMANDS = (enroll, enroll_stick, gallery)

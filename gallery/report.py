@@ -1,0 +1,187 @@
+"""The enrolment report: what happened to each photo and who is in the gallery now.
+
+One plain value (`EnrolmentReport`) rendered three ways: human text (printed,
+and written onto the stick as clockface-report.txt), CSV (clockface-report.csv,
+for a spreadsheet) and JSON (`--json`). No biometric data is in any of them.
+Writing onto the stick never fails the enrolment: a read-only stick gets a
+line in the printed report instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+REPORT_TXT = "clockface-report.txt"
+REPORT_CSV = "clockface-report.csv"
+
+
+@dataclass(frozen=True)
+class PhotoLine:
+    file: str  # relative to the photo folder
+    person: str
+    outcome: str
+    detail: str = ""
+    warnings: tuple[str, ...] = ()
+    enrolled: bool = False
+    face_px: float | None = None
+    sharpness: float | None = None
+    brightness: float | None = None
+
+
+@dataclass(frozen=True)
+class PersonLine:
+    name: str
+    status: str  # enrolled / updated / kept / removed / not enrolled
+    photos: int
+    employee_id: str | None = None
+    note: str = ""
+
+
+@dataclass
+class EnrolmentReport:
+    when: datetime
+    source: str  # the photo folder
+    gallery: str
+    mode: str  # replace / add
+    model: str
+    metric: str
+    threshold: float
+    written: bool
+    error: str | None = None
+    photos: list[PhotoLine] = field(default_factory=list)
+    roster: list[PersonLine] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    advice: str | None = None  # threshold advice (closest pair of different people)
+    closest: dict | None = None
+    report_files: list[str] = field(default_factory=list)
+    report_error: str | None = None  # the stick could not take the report
+
+    @property
+    def enrolled_photos(self) -> int:
+        return sum(p.enrolled for p in self.photos)
+
+    @property
+    def people(self) -> int:
+        return sum(1 for p in self.roster if p.status != "removed" and p.photos > 0)
+
+    def headline(self) -> str:
+        used = self.enrolled_photos
+        not_used = len(self.photos) - used
+        if not self.written:
+            return f"GALLERY NOT CHANGED: {self.error or 'check only'}"
+        removed = sum(p.status == "removed" for p in self.roster)
+        tail = f", {removed} removed" if removed else ""
+        return f"gallery updated: {self.people} people ({used} photos enrolled, {not_used} not used{tail})"
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["when"] = self.when.isoformat(timespec="seconds")
+        out["headline"] = self.headline()
+        out["enrolled_photos"] = self.enrolled_photos
+        out["people"] = self.people
+        return out
+
+
+def _fmt_measures(p: PhotoLine) -> str:
+    parts = []
+    if p.face_px is not None:
+        parts.append(f"face {p.face_px:.0f} px")
+    if p.sharpness is not None:
+        parts.append(f"sharpness {p.sharpness:.0f}")
+    if p.brightness is not None:
+        parts.append(f"brightness {p.brightness:.0f}")
+    return ", ".join(parts)
+
+
+def render_text(report: EnrolmentReport) -> str:
+    lines = [
+        f"clockface enrolment report, {report.when.strftime('%Y-%m-%d %H:%M:%S %z')}",
+        f"photos:  {report.source}",
+        f"mode:    {report.mode}" + (" (people not in the folder are removed)" if report.mode == "replace" else " (people are added or updated, no one is removed)"),
+        f"model:   {report.model} ({report.metric} distance, threshold {report.threshold:g})",
+        f"result:  {report.headline()}",
+    ]
+    for note in report.notes:
+        lines.append(f"note:    {note}")
+    if report.report_error:
+        lines.append(f"report:  {report.report_error}")
+    if report.problems:
+        lines += ["", "TO CHECK"] + [f"  - {p}" for p in report.problems]
+    if report.photos:
+        width = min(max(len(p.file) for p in report.photos), 48)
+        lines += ["", "PHOTOS"]
+        for p in report.photos:
+            extra = "; ".join(x for x in (p.detail, _fmt_measures(p) if not p.enrolled else "") if x)
+            lines.append(f"  {p.outcome:<20} {p.file:<{width}}  {p.person}" + (f"  ({extra})" if extra else ""))
+            for w in p.warnings:
+                lines.append(f"  {'':<20} {'':<{width}}  ! {w}")
+    if report.roster:
+        width = min(max(len(p.name) for p in report.roster), 40)
+        lines += ["", "PEOPLE" + (" (the gallery now)" if report.written else " (what the gallery would have been)")]
+        for p in report.roster:
+            ident = f"ID {p.employee_id}" if p.employee_id else ""
+            lines.append(f"  {p.name:<{width}}  {p.status:<12} {p.photos:>2} photo{'s' if p.photos != 1 else ' '}  {ident:<12} {p.note}".rstrip())
+    if report.advice:
+        lines += ["", "THRESHOLD", f"  {report.advice}"]
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS = ["kind", "name", "file", "outcome", "detail", "warnings", "photos", "employee_id", "face_px", "sharpness", "brightness"]
+
+
+def render_csv(report: EnrolmentReport) -> str:
+    """One table: a row per photo (kind=photo), then a row per person (kind=person)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\r\n")
+    writer.writeheader()
+    if report.error and not report.photos:
+        writer.writerow({"kind": "error", "detail": report.error})
+    for p in report.photos:
+        writer.writerow(
+            {
+                "kind": "photo",
+                "name": p.person,
+                "file": p.file,
+                "outcome": p.outcome,
+                "detail": p.detail,
+                "warnings": " | ".join(p.warnings),
+                "face_px": "" if p.face_px is None else f"{p.face_px:.0f}",
+                "sharpness": "" if p.sharpness is None else f"{p.sharpness:.1f}",
+                "brightness": "" if p.brightness is None else f"{p.brightness:.1f}",
+            }
+        )
+    for p in report.roster:
+        writer.writerow({"kind": "person", "name": p.name, "outcome": p.status, "detail": p.note, "photos": p.photos, "employee_id": p.employee_id or ""})
+    return buf.getvalue()
+
+
+def write_report(folder: Path, report: EnrolmentReport) -> tuple[list[Path], str | None]:
+    """Write clockface-report.txt and .csv into `folder` (beside the photos on the
+    stick). Returns the files written and, when the stick refused, why (one line)."""
+    folder = Path(folder)
+    written: list[Path] = []
+    # A spreadsheet opens a UTF-8 CSV with a BOM correctly (names as written).
+    for name, text, encoding in ((REPORT_TXT, render_text(report), "utf-8"), (REPORT_CSV, render_csv(report), "utf-8-sig")):
+        target = folder / name
+        tmp = folder / f".{name}.tmp"
+        try:
+            with open(tmp, "w", encoding=encoding, newline="") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            written.append(target)
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            reason = exc.strerror or str(exc)
+            return written, f"could not write the report onto the stick ({reason}); the enrolment itself is not affected"
+    return written, None

@@ -1,0 +1,164 @@
+"""A USB enrolment stick: where its photos are and where it is mounted.
+
+The udev rule and systemd unit (systemd/) mount the stick with systemd-mount
+and run `clockface enroll-stick --mount-point DIR` (or `--device /dev/sdX1`,
+whose mount point is then looked up here). This module only finds things; the
+one call that changes the system, `systemd-umount`, is `unmount()`, kept small
+so that tests replace it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+# Where the photos may be on a stick, most specific first. Matched without
+# regard to case: FAT sticks written on Windows often say IMAGES or Images.
+IMAGE_FOLDERS = (("clockface", "images"), ("images",))
+MOUNTS = Path("/proc/self/mounts")
+
+
+class StickError(RuntimeError):
+    """A stick that cannot be used, as one line."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    device: str
+    mount_point: Path
+    fstype: str
+    options: tuple[str, ...]
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options
+
+
+def _child(folder: Path, name: str) -> Path | None:
+    """`folder/name` ignoring case, or None."""
+    exact = folder / name
+    if exact.is_dir():
+        return exact
+    try:
+        for entry in sorted(folder.iterdir()):
+            if entry.name.lower() == name.lower() and entry.is_dir():
+                return entry
+    except OSError:
+        return None
+    return None
+
+
+def find_images_dir(mount_point: Path) -> Path | None:
+    """The stick's photo folder: `clockface/images/`, else `images/`; None when it has neither
+    (a stick that is not meant for clockface: leave it alone)."""
+    for parts in IMAGE_FOLDERS:
+        folder: Path | None = Path(mount_point)
+        for part in parts:
+            folder = _child(folder, part) if folder is not None else None
+        if folder is not None:
+            return folder
+    return None
+
+
+def report_dir(images_dir: Path) -> Path:
+    """Reports go beside the photo folder (the stick's root, or its clockface/ folder),
+    where the person who made the stick will see them, and never among the photos."""
+    return Path(images_dir).parent
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    """/proc/mounts writes space, tab, newline and backslash as \\040 etc."""
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mounts(text: str) -> list[Mount]:
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        mounts.append(Mount(_unescape(fields[0]), Path(_unescape(fields[1])), fields[2], tuple(fields[3].split(","))))
+    return mounts
+
+
+def _same_device(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:  # /dev/disk/by-uuid/... symlinks, /dev/sdb1 given as sdb1
+        return os.path.realpath(a) == os.path.realpath(b)
+    except OSError:
+        return False
+
+
+def mount_of_device(device: str, mounts: list[Mount]) -> Mount | None:
+    """Where `device` (/dev/sdb1, sdb1, or a /dev/disk/by-* link) is mounted; the last
+    mount wins, as in the kernel's table."""
+    wanted = device if device.startswith("/") else f"/dev/{device}"
+    found = [m for m in mounts if _same_device(m.device, wanted)]
+    return found[-1] if found else None
+
+
+def mount_of_path(path: Path, mounts: list[Mount]) -> Mount | None:
+    """The mount that holds `path` (the longest mount point above it)."""
+    path = Path(os.path.realpath(path))
+    best: Mount | None = None
+    for m in mounts:
+        mp = Path(os.path.realpath(m.mount_point))
+        if (path == mp or mp in path.parents) and (best is None or len(str(mp)) >= len(str(best.mount_point))):
+            best = m
+    return best
+
+
+def read_mounts(path: Path = MOUNTS) -> list[Mount]:
+    try:
+        return parse_mounts(Path(path).read_text(encoding="utf-8", errors="surrogateescape"))
+    except OSError:
+        return []
+
+
+def resolve_mount_point(
+    device: str | None = None,
+    mount_point: Path | None = None,
+    wait_seconds: float = 0.0,
+    mounts: Callable[[], list[Mount]] = read_mounts,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Path:
+    """The folder to enrol from: `mount_point` as given (it must be a folder), or the
+    mount point of `device`, waiting up to `wait_seconds` for it to be mounted
+    (systemd-mount may still be busy when the service starts)."""
+    if (device is None) == (mount_point is None):
+        raise StickError("give either --device or --mount-point")
+    if mount_point is not None:
+        mount_point = Path(mount_point)
+        if not mount_point.is_dir():
+            raise StickError(f"mount point {mount_point} is not a folder (is the stick mounted?)")
+        return mount_point
+    assert device is not None
+    deadline = clock() + wait_seconds
+    while True:
+        found = mount_of_device(device, mounts())
+        if found is not None:
+            return found.mount_point
+        if clock() >= deadline:
+            raise StickError(f"{device} is not mounted (waited {wait_seconds:g} s); the clockface-stick unit mounts it with systemd-mount")
+        sleep(0.5)
+
+
+def unmount(mount_point: Path) -> tuple[bool, str]:
+    """Ask systemd to unmount the stick (it flushes first). Returns (ok, message)."""
+    try:
+        done = subprocess.run(["systemd-umount", str(mount_point)], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"could not unmount {mount_point}: {exc}"
+    if done.returncode != 0:
+        return False, f"could not unmount {mount_point}: {(done.stderr or done.stdout).strip() or f'exit status {done.returncode}'}"
+    return True, f"unmounted {mount_point}: the stick can be removed"

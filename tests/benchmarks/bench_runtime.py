@@ -1,0 +1,269 @@
+"""Benchmark the device runtime against the per-frame design it replaces.
+
+    .venv/bin/python tests/benchmarks/bench_runtime.py [--model PATH] [--faces DIR] [--frames N]
+
+Each configuration runs in its own subprocess (so peak RSS and start-up time
+are its own) on the same inputs in the same run, and the table reports ratios
+of numbers measured side by side: this machine is noisy, absolute numbers are
+not comparable across runs.
+
+- clockface: the terminal's loop (device.service.run_terminal): detect every
+  frame, embed a track only until k of n matches agree, log once.
+- per-frame: the seed's design: embed every detected face in every frame and
+  match with a Python loop of scipy.spatial.distance per gallery entry.
+- face_recognition: the face_recognition library's per-frame example, if installed.
+
+Inputs: the clip in ../shared/faces/_video (gallery: every photo of ../shared/faces),
+and a synthetic 640x480 stream (the demo's entrance clip, looped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- workers (run in a subprocess each) -----------------------------------------
+def worker_clockface(args: argparse.Namespace, t_spawn: float) -> dict:
+    from device.config import parse_config
+    from device.notify import Notifier
+    from device.service import run_terminal
+
+    cfg = parse_config({"paths": {"data_dir": args.data, "model": args.model}}, env={})
+    started = time.time()
+    outcome = run_terminal(cfg, args.source, Notifier(None), threading.Event(), threading.Event(), max_frames=args.frames)
+    stats = outcome.stats
+    people = sorted({e.person for e in outcome.logged})
+    return {
+        "frames": outcome.frames,
+        "seconds": outcome.seconds - outcome.startup_seconds,
+        "startup": (started - t_spawn) + outcome.startup_seconds,
+        "stages_ms": {k: 1000 * v / max(outcome.frames, 1) for k, v in stats.seconds.items()},
+        "embeddings": stats.embeddings,
+        "logged": people,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def worker_per_frame(args: argparse.Namespace, t_spawn: float) -> dict:
+    import cv2
+    from scipy.spatial import distance
+
+    from device.config import parse_config
+    from device.detect import to_grey
+    from device.terminal import load_model
+    from gallery.store import GalleryStore
+
+    cfg = parse_config({"paths": {"data_dir": args.data, "model": args.model}}, env={})
+    t_load = time.time()
+    model = load_model(cfg)
+    gallery = [(t.person, t.embedding) for t in GalleryStore(cfg.paths.gallery).templates(model.binding)]
+    metric = getattr(distance, model.card.metric)
+    cap = cv2.VideoCapture(args.source)
+    startup = time.time() - t_spawn
+    logged: set[str] = set()
+    frames = embeddings = 0
+    stages = {"detect": 0.0, "align": 0.0, "embed": 0.0, "match": 0.0}
+    t0 = time.perf_counter()
+    while args.frames is None or frames < args.frames:
+        ok, image = cap.read()
+        if not ok:
+            break
+        a = time.perf_counter()
+        boxes = model.pipeline.detect(image)
+        b = time.perf_counter()
+        stages["detect"] += b - a
+        grey = to_grey(image)
+        for box in boxes:
+            c = time.perf_counter()
+            chip, _ = model.pipeline.aligner.align(image, box, grey)
+            d = time.perf_counter()
+            emb = model.embedder.embed(chip)
+            e = time.perf_counter()
+            best = min(((metric(emb, g), name) for name, g in gallery), default=(float("inf"), None))
+            f = time.perf_counter()
+            stages["align"] += d - c
+            stages["embed"] += e - d
+            stages["match"] += f - e
+            embeddings += 1
+            if best[0] <= model.threshold:
+                logged.add(best[1])
+        frames += 1
+    seconds = time.perf_counter() - t0
+    return {
+        "frames": frames,
+        "seconds": seconds,
+        "startup": startup,
+        "stages_ms": {k: 1000 * v / max(frames, 1) for k, v in stages.items()},
+        "embeddings": embeddings,
+        "logged": sorted(logged),
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def worker_face_recognition(args: argparse.Namespace, t_spawn: float) -> dict:
+    import cv2
+    import face_recognition  # type: ignore
+
+    from device.images import read_image
+
+    known = []
+    for person in sorted(Path(args.faces).iterdir()):
+        if person.is_dir() and not person.name.startswith("_"):
+            for photo in sorted(person.iterdir()):
+                enc = face_recognition.face_encodings(read_image(photo)[..., ::-1])
+                if enc:
+                    known.append((person.name, enc[0]))
+    names, encs = [k[0] for k in known], [k[1] for k in known]
+    cap = cv2.VideoCapture(args.source)
+    startup = time.time() - t_spawn
+    frames = embeddings = 0
+    logged: set[str] = set()
+    t0 = time.perf_counter()
+    while args.frames is None or frames < args.frames:
+        ok, image = cap.read()
+        if not ok:
+            break
+        rgb = image[..., ::-1]
+        for enc in face_recognition.face_encodings(rgb, face_recognition.face_locations(rgb)):
+            embeddings += 1
+            d = face_recognition.face_distance(encs, enc)
+            if len(d) and d.min() <= 0.6:
+                logged.add(names[int(d.argmin())])
+        frames += 1
+    return {"frames": frames, "seconds": time.perf_counter() - t0, "startup": startup, "stages_ms": {}, "embeddings": embeddings, "logged": sorted(logged), "rss_mb": peak_rss_mb()}
+
+
+WORKERS = {"clockface": worker_clockface, "per-frame": worker_per_frame, "face_recognition": worker_face_recognition}
+
+
+# --- parent -------------------------------------------------------------------
+def enrol_gallery(faces: Path, model: str, data: Path) -> int:
+    from device.config import parse_config
+    from device.enrol import examine_photos
+    from device.terminal import load_model
+    from gallery.layout import collect_photos
+    from gallery.store import Template, write_gallery
+
+    cfg = parse_config({"paths": {"data_dir": str(data), "model": model}}, env={})
+    loaded = load_model(cfg)
+    photos, _ = collect_photos(faces)
+    results = [r for r in examine_photos(photos, loaded.pipeline, cfg.enrol) if r.ok]
+    write_gallery(cfg.paths.gallery, loaded.binding, [Template(r.person, r.path.name, r.embedding) for r in results])
+    return len({r.person for r in results})
+
+
+def synthetic_stream(path: Path, loops: int) -> Path:
+    """The demo's 640x480 entrance clip, looped: one enrolled face walking past, repeatedly."""
+    import cv2
+
+    from device.demo import astronaut_photo, write_clip
+
+    single = path.with_name("single.avi")
+    write_clip(cv2.imread(str(astronaut_photo())), single)
+    cap = cv2.VideoCapture(str(single))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for _ in range(loops):
+        for f in frames:
+            out.write(f)
+    out.release()
+    return path
+
+
+def run_worker(mode: str, args: argparse.Namespace, source: Path, data: Path) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", mode, "--model", args.model, "--faces", str(args.faces), "--source", str(source), "--data", str(data)]
+    if args.frames:
+        cmd += ["--frames", str(args.frames)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(cmd + ["--spawned-at", repr(time.time())], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": tail}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=None, help="a .tflite with its sidecar (default: the configured model)")
+    p.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--worker", choices=sorted(WORKERS))
+    p.add_argument("--source")
+    p.add_argument("--data")
+    p.add_argument("--spawned-at", type=float)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args, args.spawned_at)))
+        return
+    if args.model is None:
+        from device.config import load_config
+
+        args.model = str(load_config(None).paths.model_path)
+    clip = args.faces / "_video" / "1.mp4"
+    if not clip.is_file():
+        sys.exit(f"benchmark needs {clip} (../shared beside the repository)")
+    try:
+        import face_recognition  # noqa: F401
+
+        modes = ["clockface", "per-frame", "face_recognition"]
+    except ImportError:
+        modes = ["clockface", "per-frame"]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        people = enrol_gallery(args.faces, args.model, data)
+        synthetic = synthetic_stream(data / "synthetic.avi", loops=8)
+        rows = []
+        for input_name, source in (("shared clip 640x360", clip), ("synthetic 640x480", synthetic)):
+            results = {mode: run_worker(mode, args, source, data) for mode in modes}
+            for mode, r in results.items():
+                rows.append((input_name, mode, r))
+        print(f"# device runtime benchmark ({Path(args.model).name}, gallery of {people} people, {os.cpu_count()} cores)")
+        print()
+        print("| input | design | frames | fps | ratio vs per-frame | startup s | embeddings | embeddings / logged person | peak RSS MB | logged |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for input_name, mode, r in rows:
+            if "error" in r:
+                print(f"| {input_name} | {mode} | error: {r['error']} |||||||")
+                continue
+            base = next(x for i, m, x in rows if i == input_name and m == "per-frame")
+            fps = r["frames"] / r["seconds"] if r["seconds"] else 0.0
+            base_fps = base["frames"] / base["seconds"] if base.get("seconds") else 0.0
+            per_person = r["embeddings"] / max(len(r["logged"]), 1)
+            print(
+                f"| {input_name} | {mode} | {r['frames']} | {fps:.1f} | {fps / base_fps if base_fps else 0:.2f}x | {r['startup']:.2f} | "
+                f"{r['embeddings']} | {per_person:.1f} | {r['rss_mb']:.0f} | {', '.join(r['logged']) or '-'} |"
+            )
+        print()
+        print("Per-stage time, ms per frame:")
+        print()
+        print("| input | design | " + " | ".join(("capture", "detect", "align", "embed", "match", "log")) + " |")
+        print("|---|---|" + "---|" * 6)
+        for input_name, mode, r in rows:
+            if "error" in r or not r["stages_ms"]:
+                continue
+            print(f"| {input_name} | {mode} | " + " | ".join(f"{r['stages_ms'].get(s, 0.0):.2f}" for s in ("capture", "detect", "align", "embed", "match", "log")) + " |")
+
+
+if __name__ == "__main__":
+    main()

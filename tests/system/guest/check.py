@@ -1,0 +1,326 @@
+#!/usr/bin/python3
+"""In-guest checks for the QEMU boot test. Runs as clockface-vmtest.service.
+
+Talks to the host only through lines on /dev/ttyS0 that start with "VMTEST":
+  VMTEST CHECK <name> PASS|FAIL t=<s since boot> took=<s> <detail>
+  VMTEST REQUEST plug-stick | hard-poweroff     (the host acts on these)
+  VMTEST ROWS <json>                            (committed attendance rows)
+  VMTEST DONE <phase>
+
+Boot 1: READY, watchdog restart, USB enrolment, recognition from the video,
+then asks the host for a hard power-off while the service runs.
+Boot 2: READY again, integrity and rows after the power cut, clean stop;
+then the unit's SuccessAction powers the machine off cleanly.
+Standard library only (the guest's system python3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SERVICE = "clockface.service"
+STATE = Path("/var/lib/clockface-vmtest")
+PHASE = STATE / "phase"
+ROWS = STATE / "rows.json"
+EXPECTED = json.loads(Path("/usr/local/lib/clockface-vmtest/expected.json").read_text())
+DATA = Path("/var/lib/clockface")
+_tty = open("/dev/ttyS0", "w", buffering=1) if os.path.exists("/dev/ttyS0") else sys.stdout
+failures: list[str] = []
+
+
+def now() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def say(line: str) -> None:
+    line = line.replace("\n", " | ")
+    print(line, flush=True)
+    if _tty is not sys.stdout:
+        _tty.write(line + "\r\n")
+        _tty.flush()
+
+
+def check(name: str, ok: bool, started: float, detail: str) -> bool:
+    say(f"VMTEST CHECK {name} {'PASS' if ok else 'FAIL'} t={now():.1f} took={now() - started:.1f} {detail}")
+    if not ok:
+        failures.append(name)
+    return ok
+
+
+def sh(*cmd: str, timeout: float = 120) -> str:
+    p = subprocess.run(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return p.stdout.strip()
+
+
+def props(unit: str, *names: str) -> dict[str, str]:
+    out = sh("systemctl", "show", unit, "-p", ",".join(names))
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def journal(unit: str, since_cursor: str | None = None, lines: int = 400) -> str:
+    cmd = ["journalctl", "--no-pager", "-o", "short-monotonic", "-n", str(lines)]
+    cmd += ["-u", unit]
+    if since_cursor:
+        cmd += ["--after-cursor", since_cursor]
+    return sh(*cmd)
+
+
+def cursor() -> str:
+    out = sh("journalctl", "--no-pager", "-n", "0", "--show-cursor")
+    m = re.search(r"cursor: (\S+)", out)
+    return m.group(1) if m else ""
+
+
+def tail(text: str, n: int = 8) -> str:
+    return " | ".join(text.splitlines()[-n:])
+
+
+def wait_for(pred, timeout: float, interval: float = 1.0):
+    deadline = now() + timeout
+    while True:
+        value = pred()
+        if value or now() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def wait_running(timeout: float) -> dict[str, str]:
+    """Wait until the service is active/running (for Type=notify: READY=1 was received)."""
+    keys = ("ActiveState", "SubState", "Result", "NRestarts", "MainPID", "StatusText", "Type", "ExecMainStartTimestampMonotonic", "ActiveEnterTimestampMonotonic")
+
+    def ready():
+        p = props(SERVICE, *keys)
+        return p if (p.get("ActiveState"), p.get("SubState")) == ("active", "running") else None
+
+    return wait_for(ready, timeout) or props(SERVICE, *keys)
+
+
+def as_clockface_sql(db: Path, query: str) -> list:
+    """Query a database as the service user (so no root-owned -wal/-shm files appear)."""
+    code = (
+        "import json, sqlite3, sys\n"
+        "con = sqlite3.connect(sys.argv[1], timeout=30)\n"
+        "print(json.dumps([list(r) for r in con.execute(sys.argv[2]).fetchall()]))\n"
+    )
+    out = subprocess.run(["runuser", "-u", "clockface", "--", "python3", "-c", code, str(db), query],
+                         text=True, capture_output=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}")
+    return json.loads(out.stdout)
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[^a-z]", "", name.lower())
+
+
+def attendance_rows() -> list:
+    db = DATA / "attendance.db"
+    if not db.exists():
+        return []
+    return as_clockface_sql(db, "SELECT id, person, event_type, timestamp_utc FROM events ORDER BY timestamp_utc, id")
+
+
+def fsync_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    fd = os.open(path.parent, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
+# --- boot 1 -----------------------------------------------------------------------
+
+def check_ready(name: str = "ready") -> dict[str, str]:
+    t0 = now()
+    p = wait_running(EXPECTED["ready_timeout"])
+    ok = p.get("ActiveState") == "active" and p.get("SubState") == "running" and p.get("Type") == "notify"
+    startup = ""
+    try:
+        startup = f"{(int(p['ActiveEnterTimestampMonotonic']) - int(p['ExecMainStartTimestampMonotonic'])) / 1e6:.1f}s exec->READY"
+    except (KeyError, ValueError):
+        pass
+    detail = f"{p.get('ActiveState')}/{p.get('SubState')} Type={p.get('Type')} NRestarts={p.get('NRestarts')} {startup} status={p.get('StatusText')!r}"
+    if not ok:
+        detail += " journal: " + tail(journal(SERVICE), 12)
+    check(name, ok, t0, detail)
+    return p
+
+
+def check_watchdog() -> None:
+    t0 = now()
+    p = props(SERVICE, "ActiveState", "SubState", "MainPID", "NRestarts", "WatchdogUSec")
+    if p.get("SubState") != "running":
+        # The first pass over the video may already have ended: start a new pass.
+        sh("systemctl", "start", SERVICE, timeout=300)
+        p = wait_running(EXPECTED["ready_timeout"])
+    pid, restarts = p.get("MainPID", "0"), int(p.get("NRestarts", "0") or 0)
+    if pid in ("", "0"):
+        check("watchdog", False, t0, f"service not running: {p}")
+        return
+    cur = cursor()
+    os.kill(int(pid), 19)  # SIGSTOP: the loop is frozen, WATCHDOG=1 stops
+    frozen = now()
+
+    def restarted():
+        q = props(SERVICE, "ActiveState", "SubState", "MainPID", "NRestarts")
+        return q if int(q.get("NRestarts", "0") or 0) > restarts and q.get("SubState") == "running" and q.get("MainPID") != pid else None
+
+    q = wait_for(restarted, EXPECTED["watchdog_timeout"])
+    log = journal(SERVICE, cur)
+    timeout_seen = "Watchdog timeout" in log
+    ok = bool(q) and timeout_seen
+    detail = (
+        f"WatchdogUSec={p.get('WatchdogUSec')} pid {pid} SIGSTOPped; "
+        + (f"restarted as pid {q['MainPID']} NRestarts={q['NRestarts']} after {now() - frozen:.1f}s" if q else "NOT restarted")
+        + f"; journal 'Watchdog timeout': {timeout_seen}"
+    )
+    if not ok:
+        detail += " journal: " + tail(log, 12)
+    check("watchdog", ok, t0, detail)
+
+
+def check_usb_enrol() -> None:
+    t0 = now()
+    cur = cursor()
+    say("VMTEST REQUEST plug-stick")
+    pattern = re.compile(r"clockface-stick@(\S+)\.service: (Deactivated successfully|Failed with result '[^']*')")
+
+    def finished():
+        m = pattern.search(sh("journalctl", "--no-pager", "-o", "cat", "--after-cursor", cur, "-u", "clockface-stick@*"))
+        return m
+
+    m = wait_for(finished, EXPECTED["enrol_timeout"], 2.0)
+    log = sh("journalctl", "--no-pager", "-o", "short-monotonic", "--after-cursor", cur, "-u", "clockface-stick@*")
+    if not m:
+        check("usb-enrol", False, t0, "no clockface-stick@ unit finished; udev/journal: " + tail(log, 15) + " | " + tail(sh("journalctl", "--no-pager", "-n", "30", "--after-cursor", cur), 15))
+        return
+    kernel_name, result = m.group(1), m.group(2)
+    mounted = subprocess.run(["mountpoint", "-q", f"/run/clockface-stick/{kernel_name}"]).returncode == 0
+    try:
+        people = sorted(r[0] for r in as_clockface_sql(DATA / "gallery.db", "SELECT name FROM people"))
+    except Exception as exc:  # noqa: BLE001
+        people = [f"<gallery unreadable: {exc}>"]
+    want = sorted(norm(n) for n in EXPECTED["enrolled"])
+    ok = result == "Deactivated successfully" and sorted(norm(p) for p in people) == want and not mounted
+    detail = f"clockface-stick@{kernel_name}: {result}; gallery={people}; still mounted={mounted}"
+    if not ok:
+        detail += " journal: " + tail(log, 20)
+    check("usb-enrol", ok, t0, detail)
+
+
+def check_recognise() -> None:
+    t0 = now()
+    before = {r[0] for r in attendance_rows()}
+    # A fresh pass over the whole clip with the enrolled gallery (a video file ends; a camera does not).
+    sh("systemctl", "restart", SERVICE, timeout=300)
+    p = wait_running(EXPECTED["ready_timeout"])
+    people_status = p.get("StatusText", "")
+
+    def clip_done():
+        q = props(SERVICE, "ActiveState", "SubState", "Result", "ExecMainStatus")
+        return q if q.get("ActiveState") != "active" else None
+
+    q = wait_for(clip_done, EXPECTED["video_timeout"], 2.0) or {}
+    rows = attendance_rows()
+    new = [r for r in rows if r[0] not in before]
+    logged = sorted({r[1] for r in new})
+    required = {norm(n) for n in EXPECTED["must_recognise"]}
+    enrolled = {norm(n) for n in EXPECTED["enrolled"]}
+    ok = required <= {norm(n) for n in logged} and {norm(n) for n in logged} <= enrolled
+    detail = (
+        f"READY status={people_status!r}; clip finished={bool(q)} Result={q.get('Result')} exit={q.get('ExecMainStatus')}; "
+        f"new rows={len(new)} people={logged}"
+    )
+    summary = [ln for ln in journal(SERVICE, lines=60).splitlines() if "frames from" in ln]
+    if summary:
+        detail += " run: " + summary[-1].split("clockface: ", 1)[-1]
+    if not ok:
+        detail += " journal: " + tail(journal(SERVICE), 15)
+    check("recognise", ok, t0, detail)
+
+
+def boot1() -> None:
+    check_ready()
+    check_watchdog()
+    check_usb_enrol()
+    check_recognise()
+    # Committed rows, then a hard power cut while the service runs (and holds the database open).
+    t0 = now()
+    rows = attendance_rows()
+    fsync_write(ROWS, json.dumps(rows))
+    fsync_write(PHASE, "2\n")
+    say("VMTEST ROWS " + json.dumps(rows))
+    sh("systemctl", "start", SERVICE, timeout=300)
+    p = wait_running(EXPECTED["ready_timeout"])
+    check("pre-poweroff", p.get("SubState") == "running" and bool(rows), t0,
+          f"{len(rows)} committed rows saved; service {p.get('ActiveState')}/{p.get('SubState')} pid {p.get('MainPID')}")
+    say(f"VMTEST DONE boot1 failures={','.join(failures) or 'none'}")
+    say("VMTEST REQUEST hard-poweroff")
+    while True:  # the host pulls the plug
+        time.sleep(60)
+
+
+# --- boot 2 -----------------------------------------------------------------------
+
+def boot2() -> None:
+    check_ready("ready-after-poweroff")
+    t0 = now()
+    saved = json.loads(ROWS.read_text()) if ROWS.exists() else None
+    results = {}
+    for db in ("attendance.db", "gallery.db"):
+        try:
+            results[db] = as_clockface_sql(DATA / db, "PRAGMA integrity_check")[0][0]
+        except Exception as exc:  # noqa: BLE001
+            results[db] = f"error: {exc}"
+    rows = attendance_rows()
+    say("VMTEST ROWS " + json.dumps(rows))
+    have = {r[0]: r for r in rows}
+    lost = [r for r in (saved or []) if have.get(r[0]) != r]
+    ok = all(v == "ok" for v in results.values()) and saved is not None and not lost
+    check("integrity-after-poweroff", ok, t0, f"integrity_check {results}; rows before {len(saved or [])} after {len(rows)}; lost/changed {lost}")
+
+    # A clean stop: SIGTERM finishes the frame and closes the databases, exit status 0, no SIGKILL.
+    t0 = now()
+    cur = cursor()
+    start = time.monotonic()
+    sh("systemctl", "stop", SERVICE, timeout=300)
+    took = time.monotonic() - start
+    p = props(SERVICE, "ActiveState", "Result", "ExecMainStatus", "ExecMainCode")
+    log = journal(SERVICE, cur)
+    killed = "Killing" in log or "SIGKILL" in log
+    ok = p.get("ActiveState") == "inactive" and p.get("Result") == "success" and not killed
+    check("clean-stop", ok, t0, f"stop took {took:.1f}s Result={p.get('Result')} ExecMainCode={p.get('ExecMainCode')} status={p.get('ExecMainStatus')} killed={killed} " + tail(log, 4))
+    # Running again, so the system shutdown also stops it (the host checks that in the journal).
+    sh("systemctl", "start", SERVICE, timeout=300)
+    wait_running(EXPECTED["ready_timeout"])
+    fsync_write(PHASE, "3\n")
+    say(f"VMTEST DONE boot2 failures={','.join(failures) or 'none'}")
+
+
+def main() -> int:
+    phase = PHASE.read_text().strip() if PHASE.exists() else "1"
+    say(f"VMTEST BOOT phase={phase} t={now():.1f}")
+    try:
+        if phase == "1":
+            boot1()
+        elif phase == "2":
+            boot2()
+        else:
+            say(f"VMTEST DONE phase={phase} nothing to do")
+    except Exception as exc:  # noqa: BLE001 - report, then power off
+        say(f"VMTEST CHECK harness FAIL t={now():.1f} took=0 {type(exc).__name__}: {exc}")
+        return 1
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Fast static checks of the systemd units, the udev rule and the installer scripts.
+
+`systemd-analyze verify` must print nothing at all (it only warns, exit 0,
+for a misspelt key or a bad value), checked inside a scratch root that has
+the installed paths (--root), so it does not depend on this machine having
+clockface installed. `systemd-analyze security --offline=true` scores the
+hardening; clockface.service must stay at or below 4.0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEMD = REPO / "systemd"
+UNITS = ["clockface.service", "clockface-stick@.service", "clockface-retention.service", "clockface-retention.timer"]
+SERVICES = [u for u in UNITS if u.endswith(".service")]
+RULE = SYSTEMD / "99-clockface-stick.rules"
+MAX_EXPOSURE = 4.0
+# Where install-device.sh puts what the units run.
+INSTALLED = {
+    "/opt/clockface/venv/bin/clockface": "the venv's clockface",
+    "/opt/clockface/libexec/clockface-stick": "systemd/clockface-stick",
+}
+
+analyze = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(analyze is None, reason="systemd-analyze not installed (apt-get install systemd)")
+
+
+@pytest.fixture(scope="module")
+def unit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch root with the system's unit files, the units under test and stand-ins for installed binaries."""
+    root = tmp_path_factory.mktemp("root")
+    system_units = next((p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir()), None)
+    if system_units is None:
+        pytest.skip("no /usr/lib/systemd/system on this machine")
+    shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
+    for path in INSTALLED:
+        stub = root / path.lstrip("/")
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\n")
+        stub.chmod(0o755)
+    (root / "bin").mkdir(exist_ok=True)
+    shutil.copy(shutil.which("kill") or "/bin/kill", root / "bin/kill")
+    etc = root / "etc/systemd/system"
+    etc.mkdir(parents=True)
+    for unit in UNITS:
+        shutil.copy(SYSTEMD / unit, etc / unit)
+    return root
+
+
+def _analyze(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SYSTEMD_LOG_COLOR="0", SYSTEMD_COLORS="0", SYSTEMD_PAGER="")
+    return subprocess.run([analyze, *args], text=True, capture_output=True, env=env, timeout=60)
+
+
+@needs_analyze
+@pytest.mark.parametrize("unit", UNITS + ["clockface-stick@sda1.service"])
+def test_verify_prints_nothing(unit_root: Path, unit: str) -> None:
+    p = _analyze("verify", f"--root={unit_root}", str(unit_root / "etc/systemd/system" / unit))
+    out = (p.stdout + p.stderr).strip()
+    assert p.returncode == 0 and out == "", f"systemd-analyze verify {unit} (exit {p.returncode}):\n{out}"
+
+
+def _exposure(unit: Path) -> tuple[float, str]:
+    p = _analyze("security", "--offline=true", "--no-pager", str(unit))
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", p.stdout + p.stderr)
+    assert m, f"no score from systemd-analyze security:\n{p.stdout}{p.stderr}"
+    return float(m.group(1)), p.stdout
+
+
+@needs_analyze
+@pytest.mark.parametrize("unit", SERVICES)
+def test_security_score(unit: str) -> None:
+    score, report = _exposure(SYSTEMD / unit)
+    print(f"{unit}: exposure {score}")
+    exposed = [ln.strip() for ln in report.splitlines() if ln.lstrip().startswith("✗")]
+    assert score <= MAX_EXPOSURE, f"{unit} scores {score} > {MAX_EXPOSURE}; open items:\n" + "\n".join(exposed)
+
+
+@needs_analyze
+def test_security_threshold_flag_agrees() -> None:
+    """The documented one-liner: exit 0 at --threshold=40 (4.0 in tenths)."""
+    p = _analyze("security", "--offline=true", "--threshold=40", "--no-pager", str(SYSTEMD / "clockface.service"))
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr
+
+
+def _directives(unit: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in (SYSTEMD / unit).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_service_contract() -> None:
+    """What issue 4 promises and the installer relies on, written down once."""
+    d = _directives("clockface.service")
+    assert d["Type"] == ["notify"]
+    assert d["Restart"] == ["on-failure"]
+    assert d["StateDirectory"] == ["clockface"]
+    assert "WatchdogSec" in d and "NotifyAccess" in d
+    assert d["User"] == ["clockface"], "never root"
+    assert "video" in d["SupplementaryGroups"][0].split()
+    assert any(v.startswith("char-video4linux") for v in d["DeviceAllow"])
+    assert d.get("PrivateDevices", ["no"]) == ["no"], "PrivateDevices=yes hides the camera"
+    assert d["ExecStart"][0].split()[:2] == ["/opt/clockface/venv/bin/clockface", "run"]
+    assert "HUP" in d["ExecReload"][0]
+
+
+def test_exec_commands_exist_in_cli() -> None:
+    """Every `clockface ...` command line in the units is a real command with real options."""
+    import click
+
+    from device.cli import main
+
+    for unit in SERVICES:
+        for key in ("ExecStart", "ExecStartPre", "ExecStartPost"):
+            for value in _directives(unit).get(key, []):
+                argv = shlex.split(value.lstrip("+-!@:"))
+                if not argv or not argv[0].endswith("/bin/clockface"):
+                    continue
+                args = [a for a in argv[1:] if "%" not in a]
+                cmd: click.Command = main
+                ctx = click.Context(main, info_name="clockface")
+                words = list(args)
+                while isinstance(cmd, click.Group) and words and not words[0].startswith("-"):
+                    sub = cmd.get_command(ctx, words[0])
+                    assert sub is not None, f"{unit} {key}: `clockface {' '.join(args)}`: no command {words[0]!r}"
+                    cmd, words = sub, words[1:]
+                known = {o for p in cmd.params for o in getattr(p, "opts", [])}
+                for w in words:
+                    if w.startswith("-"):
+                        assert w.split("=")[0] in known, f"{unit} {key}: `clockface {' '.join(args)}`: no option {w} (has {sorted(known)})"
+
+
+def test_udev_rule_is_well_formed() -> None:
+    """Each rule line parses as KEY op "value" pairs; it only asks systemd for a unit (never mounts)."""
+    pair = re.compile(r'\s*([A-Z_]+(?:\{[^}]*\})?)\s*(==|!=|\+=|-=|:=|=)\s*"([^"]*)"\s*(,|$)')
+    rules = [ln for ln in RULE.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert rules
+    for line in rules:
+        pos, keys = 0, []
+        while pos < len(line):
+            m = pair.match(line, pos)
+            assert m, f"cannot parse udev rule at column {pos}: {line!r}"
+            keys.append((m.group(1), m.group(2), m.group(3)))
+            pos = m.end()
+        for key, op, value in keys:
+            assert not (key in ("RUN", "PROGRAM") and "mount" in value), "never mount from udev (its own mount namespace)"
+    text = RULE.read_text()
+    assert 'ENV{SYSTEMD_WANTS}+="clockface-stick@%k.service"' in text
+    assert 'TAG+="systemd"' in text
+    labels = set(re.findall(r'LABEL="([^"]+)"', text))
+    assert set(re.findall(r'GOTO="([^"]+)"', text)) <= labels
+
+
+def test_rule_names_the_template() -> None:
+    assert (SYSTEMD / "clockface-stick@.service").is_file()
+    d = _directives("clockface-stick@.service")
+    assert any("systemd-mount" in (SYSTEMD / "clockface-stick").read_text() for _ in [0])
+    assert d["ExecStartPre"][0].startswith("+/opt/clockface/libexec/clockface-stick mount")
+    assert d["ExecStart"][0].split()[:2] == ["/opt/clockface/venv/bin/clockface", "enroll-stick"]
+    assert d["User"] == ["clockface"]
+
+
+@pytest.mark.parametrize("script,shell", [("install-device.sh", "bash"), ("clockface-stick", "sh")])
+def test_scripts_parse(script: str, shell: str) -> None:
+    p = subprocess.run([shell, "-n", str(SYSTEMD / script)], text=True, capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert os.access(SYSTEMD / script, os.X_OK), f"{script} is not executable"
+    if shutil.which("shellcheck"):
+        p = subprocess.run(["shellcheck", "-S", "warning", str(SYSTEMD / script)], text=True, capture_output=True)
+        assert p.returncode == 0, p.stdout
+
+
+def test_installer_installs_every_unit() -> None:
+    text = (SYSTEMD / "install-device.sh").read_text()
+    for unit in UNITS:
+        assert unit in text, f"install-device.sh does not install {unit}"
+    assert RULE.name in text
+    assert "--system-site-packages" in text
+    assert "converter" not in re.findall(r'pip install[^\n]*', text)[0] if re.findall(r'pip install[^\n]*', text) else True
