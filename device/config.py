@@ -17,6 +17,8 @@ from typing import Any, Mapping, get_type_hints
 
 from device.detect import DetectionSettings
 from device.enrol import EnrolRules
+from device.preview import PreviewSettings
+from device.recorder import CHECKOUT_MODES
 from logs.settings import LogsSettings, SettingsError
 
 CONFIG_ENV = "CLOCKFACE_CONFIG"
@@ -70,6 +72,15 @@ class RecognitionSettings:
     confirm_n: int = 4  # ... of its first n embeddings agree; n without agreement = unknown
     min_face_px: int = 40  # smaller faces are tracked but not embedded: too few pixels to tell people apart
     cooldown_minutes: float = 60.0  # a person is logged again only after this long
+    checkout: str = "none"  # "none" | "last-sighting" | "exit" (see device/recorder.py)
+
+    def __post_init__(self) -> None:
+        if self.checkout not in CHECKOUT_MODES:
+            raise ValueError(f"recognition.checkout must be one of {', '.join(CHECKOUT_MODES)}, got {self.checkout!r}")
+        if not 1 <= self.confirm_k <= self.confirm_n:
+            raise ValueError("recognition.confirm_k must be between 1 and confirm_n")
+        if self.threads < 1:
+            raise ValueError("recognition.threads must be at least 1")
     track_iou: float = 0.3  # a box continues a track when it overlaps the last box this much
     track_max_missing: int = 15  # frames a track survives without a detection
 
@@ -81,13 +92,14 @@ class Config:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     recognition: RecognitionSettings = field(default_factory=RecognitionSettings)
     enrol: EnrolRules = field(default_factory=EnrolRules)
+    preview: PreviewSettings = field(default_factory=PreviewSettings)
     logs: LogsSettings = field(default_factory=LogsSettings)
     source_file: Path | None = None  # where this config came from (None: defaults only)
 
     def to_toml_dict(self) -> dict[str, Any]:
         """The effective configuration, as TOML tables (for `config show`)."""
         out: dict[str, Any] = {}
-        for name, value in (("paths", self.paths), ("camera", self.camera), ("detection", self.detection), ("recognition", self.recognition), ("enrol", self.enrol)):
+        for name, value in (("paths", self.paths), ("camera", self.camera), ("detection", self.detection), ("recognition", self.recognition), ("enrol", self.enrol), ("preview", self.preview)):
             out[name] = {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
         out["paths"].update(gallery_db=str(self.paths.gallery), attendance_db=str(self.paths.attendance))
         logs = dataclasses.asdict(self.logs)
@@ -138,7 +150,7 @@ def _section(cls: type, table: Any, name: str, **fixed: Any) -> Any:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[{name}]: {exc}") from None
+        raise ConfigError(str(exc) if str(exc).startswith(f"{name}.") else f"[{name}]: {exc}") from None
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -162,7 +174,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def parse_config(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Path | None = None) -> Config:
-    known = {"paths", "camera", "detection", "recognition", "enrol", "logs", "web"}
+    known = {"paths", "camera", "detection", "recognition", "enrol", "preview", "logs", "web"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
@@ -181,6 +193,7 @@ def parse_config(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Pa
         detection=_section(DetectionSettings, doc.get("detection", {}), "detection"),
         recognition=_section(RecognitionSettings, doc.get("recognition", {}), "recognition"),
         enrol=_section(EnrolRules, doc.get("enrol", {}), "enrol"),
+        preview=_section(PreviewSettings, doc.get("preview", {}), "preview"),
         logs=logs,
         source_file=source_file,
     )

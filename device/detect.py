@@ -23,7 +23,12 @@ VERIFY_FACE_PX = 80  # candidates are confirmed at this face width
 
 @dataclass(frozen=True)
 class DetectionSettings:
-    work_size: int = 640  # longest side of the grey image the cascade sees
+    # Longest side of the grey image the cascade sees, for camera frames and
+    # for still photos. Haar's cost grows with pixels while faces at an
+    # entrance are large: 320 finds faces from ~50 px wide in a 640-px frame,
+    # at about a sixth of the cost of 640 (tests/benchmarks/bench_runtime.py).
+    work_size: int = 320
+    still_work_size: int = 640
     # Frames come again 1/fps later, so a face missed between two pyramid steps
     # is caught soon; a still photo gets one chance, so it gets finer steps.
     scale_factor: float = 1.2
@@ -119,10 +124,10 @@ class FaceDetector:
         found = self._verifier.detectMultiScale(cv2.equalizeHist(roi), 1.1, 2, minSize=(lo, lo), maxSize=(hi, hi))
         return len(found) > 0
 
-    def _run(self, grey: np.ndarray, pad: int, scale_factor: float) -> list[FaceBox]:
+    def _run(self, grey: np.ndarray, pad: int, scale_factor: float, work_size: int) -> list[FaceBox]:
         s = self.settings
         work = _pad(grey, pad) if pad else grey
-        scale = min(1.0, s.work_size / max(work.shape))
+        scale = min(1.0, work_size / max(work.shape))
         small = cv2.resize(work, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else work
         found = self._cascade.detectMultiScale(
             cv2.equalizeHist(small), scaleFactor=scale_factor, minNeighbors=s.min_neighbors, minSize=(s.min_size, s.min_size)
@@ -136,8 +141,9 @@ class FaceDetector:
         """Faces, largest first. For stills, retry on a padded copy when none is found:
         a photo whose face fills the frame gives Haar no context until it has a border."""
         grey = to_grey(frame_bgr)
-        factor = self.settings.still_scale_factor if still else self.settings.scale_factor
-        boxes = self._run(grey, 0, factor)
-        if not boxes and still and self.settings.pad_fraction > 0:
-            boxes = self._run(grey, int(self.settings.pad_fraction * max(grey.shape)), factor)
+        s = self.settings
+        factor, size = (s.still_scale_factor, s.still_work_size) if still else (s.scale_factor, s.work_size)
+        boxes = self._run(grey, 0, factor, size)
+        if not boxes and still and s.pad_fraction > 0:
+            boxes = self._run(grey, int(s.pad_fraction * max(grey.shape)), factor, size)
         return boxes

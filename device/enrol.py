@@ -63,14 +63,14 @@ class EnrolRules:
     # Sharpness = 1000 x var(Laplacian) / var(grey) over the centre of the aligned
     # chip (contrast-free, so a dark photo is not also "blurry"). The softest good
     # photo in ../shared/faces scores 45.7; blurring photos there by sigma = 2 chip
-    # pixels gives a median of 14 (and moves the embedding ~0.3, half dlib's 0.6).
+    # pixels gives a median of 14 (and moves the embedding ~0.3, half dlib's threshold).
     min_sharpness: float = 20.0
     # Mean grey level (0-255) of the chip's centre, i.e. of the face. The darkest
     # good photo in ../shared/faces is 87.6; the same photos at 25 % exposure 20-45.
     min_brightness: float = 35.0
     # Two photos of one person closer than this fraction of the model's threshold
     # are the same picture (resized or re-saved copies measure 0.03-0.21 with dlib,
-    # different photos of one person at least 0.29; threshold 0.6).
+    # different photos of one person at least 0.29; threshold 0.55).
     duplicate_fraction: float = 0.2
 
 

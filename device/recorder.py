@@ -19,6 +19,20 @@ RELEASE_DATE = date(2026, 11, 1)
 MAX_PENDING = 1000
 
 
+CHECKOUT_MODES = ("none", "last-sighting", "exit")
+
+
+def event_type_for(first_today: bool, checkout: str) -> str:
+    """What a sighting means. "none": the first of the day checks in, later ones
+    are "seen". "last-sighting": later ones are check-outs (reports take the
+    last). "exit": this terminal watches the way out, so every sighting is one."""
+    if checkout == "exit":
+        return "check-out"
+    if first_today:
+        return "check-in"
+    return "check-out" if checkout == "last-sighting" else "seen"
+
+
 @dataclass(frozen=True)
 class RecordResult:
     event: AttendanceEvent | None
@@ -45,7 +59,11 @@ class Recorder:
         source: str,
         cooldown: timedelta,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        checkout: str = "none",
     ) -> None:
+        if checkout not in CHECKOUT_MODES:
+            raise ValueError(f"checkout must be one of {', '.join(CHECKOUT_MODES)}, got {checkout!r}")
+        self.checkout = checkout
         self.store = store
         self.zone = zone
         self.terminal_id = terminal_id
@@ -90,7 +108,7 @@ class Recorder:
         first_today = last is None or last.timestamp_utc.astimezone(self.zone).date() != local_today
         event = AttendanceEvent(
             person=person,
-            event_type="check-in" if first_today else "seen",
+            event_type=event_type_for(first_today, self.checkout),
             timestamp_utc=now,
             utc_offset_minutes=utc_offset_minutes(now, self.zone),
             distance=round(float(distance), 4),

@@ -83,7 +83,12 @@ class LatestFrame:
 
 def make_recorder(config: Config, store: AttendanceStore, source_name: str) -> Recorder:
     return Recorder(
-        store, config.logs.zone, config.logs.terminal_id, source_name, timedelta(minutes=config.recognition.cooldown_minutes)
+        store,
+        config.logs.zone,
+        config.logs.terminal_id,
+        source_name,
+        timedelta(minutes=config.recognition.cooldown_minutes),
+        checkout=config.recognition.checkout,
     )
 
 
@@ -104,6 +109,7 @@ class Session:
         self.recorder = recorder
         recorder.zone, recorder.terminal_id = config.logs.zone, config.logs.terminal_id
         recorder.cooldown = timedelta(minutes=rec.cooldown_minutes)
+        recorder.checkout = rec.checkout
         self.gallery_stamp = gallery_stamp(config.paths.gallery)
 
     @property
@@ -172,7 +178,14 @@ def run_terminal(
     source = open_source(source_spec, config.camera.width, config.camera.height)
     outcome = Outcome(source.name)
     store = AttendanceStore(config.paths.attendance)
+    preview = None
     try:
+        if config.preview.enabled:
+            from device.preview import PreviewServer
+
+            preview = PreviewServer(config.preview)
+            host, port = preview.address
+            on_message(f"camera preview on http://{host}:{port}/")
         recorder = make_recorder(config, store, source.name)
         session = Session(config, recorder)
         outcome.startup_seconds = time.perf_counter() - started
@@ -219,6 +232,8 @@ def run_terminal(
                         on_message(f"{decision.person} recognised but not logged: {result.reason}")
                 outcome.decisions.append((decision, result))
             outcome.frames += 1
+            if preview is not None:
+                preview.publish(frame.image, list(session.recogniser.tracker.tracks.values()))
             if now - last_status >= 5.0:
                 last_status = now
                 elapsed = max(time.perf_counter() - started, 1e-9)
@@ -232,6 +247,8 @@ def run_terminal(
             if recorder.pending:
                 outcome.errors.append(f"{len(recorder.pending)} attendance event(s) could not be saved: {recorder.last_error}")
     finally:
+        if preview is not None:
+            preview.close()
         notifier.stopping()
         source.close()
         store.close()

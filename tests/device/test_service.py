@@ -241,3 +241,41 @@ def test_sigterm_and_sighup_in_a_real_process(enrolled_config, face_frame, tmp_p
     except socket.timeout:
         pass
     assert b"STOPPING=1" in rest
+
+
+def test_preview_page_streams_annotated_frames(enrolled_config, face_frame, monkeypatch):
+    import dataclasses
+    import urllib.request
+
+    from device.preview import PreviewSettings
+
+    config = dataclasses.replace(enrolled_config, preview=PreviewSettings(enabled=True, port=0, fps=50))
+    cam = FakeCamera([face_frame] * 400)
+    monkeypatch.setattr(service, "open_source", lambda *a, **k: cam)
+    stop = threading.Event()
+    urls = []
+    runner = threading.Thread(
+        target=lambda: service.run_terminal(config, "camera:0", RecordingNotifier(), stop, threading.Event(), on_message=urls.append)
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not urls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        base = urls[0].split(" on ")[1]
+        assert b"camera preview" in urllib.request.urlopen(base, timeout=5).read()
+        with urllib.request.urlopen(base + "stream", timeout=10) as stream:
+            head = stream.read(4096)
+        assert b"--clockface-frame" in head and b"Content-Type: image/jpeg" in head
+        jpeg = head[head.index(b"\r\n\r\n") + 4 :]
+        assert jpeg[:2] == b"\xff\xd8"  # a JPEG starts here
+    finally:
+        stop.set()
+        runner.join(10)
+
+
+def test_preview_refuses_a_lan_address():
+    from device.preview import PreviewSettings
+
+    with pytest.raises(ValueError, match="loopback"):
+        PreviewSettings(enabled=True, host="0.0.0.0")

@@ -1,0 +1,131 @@
+"""An optional MJPEG page for aiming the camera: http://127.0.0.1:8090/.
+
+Off by default. Frames are annotated and JPEG-encoded only while someone is
+watching, at most `fps` times a second, so an idle preview costs nothing. The
+page shows what the camera sees right now and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+
+from device.tracking import Track
+
+BOUNDARY = b"clockface-frame"
+PAGE = b"""<!doctype html><html><head><title>clockface preview</title>
+<style>body{background:#111;color:#eee;font-family:sans-serif;text-align:center}img{max-width:100%}</style></head>
+<body><h1>clockface camera preview</h1><img src="/stream" alt="live camera"><p>Green: recognised. Amber: deciding. Grey: unknown.</p></body></html>"""
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8090
+    fps: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.host not in ("127.0.0.1", "localhost", "::1"):
+            # Faces of passers-by are personal data: keep the preview on the device.
+            raise ValueError("preview.host must be a loopback address (use an SSH tunnel to view it remotely)")
+
+
+def annotate(image: np.ndarray, tracks: list[Track]) -> np.ndarray:
+    out = image.copy()
+    for track in tracks:
+        b = track.box
+        if track.decision is None:
+            colour, label = (0, 191, 255), "..."
+        elif track.decision.person is None:
+            colour, label = (160, 160, 160), "unknown"
+        else:
+            colour, label = (0, 200, 0), track.decision.person
+        p1, p2 = (int(b.x), int(b.y)), (int(b.x + b.w), int(b.y + b.h))
+        cv2.rectangle(out, p1, p2, colour, 2)
+        cv2.putText(out, label, (p1[0], max(12, p1[1] - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    return out
+
+
+class PreviewServer:
+    def __init__(self, settings: PreviewSettings) -> None:
+        self.settings = settings
+        self._jpeg: bytes | None = None
+        self._cond = threading.Condition()
+        self._watchers = 0
+        self._last = 0.0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet: the journal is for attendance
+                pass
+
+            def do_GET(self) -> None:
+                if self.path == "/":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(PAGE)))
+                    self.end_headers()
+                    self.wfile.write(PAGE)
+                elif self.path == "/stream":
+                    server._stream(self)
+                else:
+                    self.send_error(404)
+
+        self._httpd = ThreadingHTTPServer((settings.host, settings.port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="preview", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._httpd.server_address[:2]
+
+    @property
+    def watched(self) -> bool:
+        return self._watchers > 0
+
+    def publish(self, image: np.ndarray, tracks: list[Track]) -> None:
+        """Called from the processing loop after each frame; cheap when nobody watches."""
+        now = time.monotonic()
+        if not self.watched or now - self._last < 1.0 / self.settings.fps:
+            return
+        self._last = now
+        ok, buf = cv2.imencode(".jpg", annotate(image, tracks), [cv2.IMWRITE_JPEG_QUALITY, 75])
+        if ok:
+            with self._cond:
+                self._jpeg = buf.tobytes()
+                self._cond.notify_all()
+
+    def _stream(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
+        handler.send_header("Cache-Control", "no-store")
+        handler.end_headers()
+        with self._cond:
+            self._watchers += 1
+        try:
+            sent = None
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._jpeg is not sent, timeout=5.0)
+                    jpeg = self._jpeg
+                if jpeg is None or jpeg is sent:
+                    continue
+                sent = jpeg
+                handler.wfile.write(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            with self._cond:
+                self._watchers -= 1
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

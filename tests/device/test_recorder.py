@@ -1,0 +1,94 @@
+"""From decisions to attendance rows, on a real SQLite store with a controlled clock."""
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from device.recorder import Recorder, event_type_for
+from logs.store import AttendanceStore, StoreError
+
+LONDON = ZoneInfo("Europe/London")
+
+
+class Clock:
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path):
+    with AttendanceStore(tmp_path / "attendance.db") as s:
+        yield s
+
+
+def recorder(store, clock, **kw):
+    return Recorder(store, LONDON, "door-1", "camera:0", timedelta(minutes=30), clock=clock, **kw)
+
+
+def test_first_sighting_checks_in_then_cooldown_then_seen(store):
+    clock = Clock(datetime(2026, 12, 1, 8, 55, tzinfo=timezone.utc))
+    rec = recorder(store, clock)
+    first = rec.record("Ann Lee", 0.41)
+    assert first.reason == "logged" and first.event.event_type == "check-in"
+    clock.now += timedelta(minutes=10)
+    assert rec.record("Ann Lee", 0.4).reason == "cooldown"
+    clock.now += timedelta(minutes=30)
+    assert rec.record("Ann Lee", 0.4).event.event_type == "seen"
+    rows = store.events_between(datetime(2026, 12, 1, tzinfo=timezone.utc), datetime(2026, 12, 2, tzinfo=timezone.utc))
+    assert [e.event_type for e in rows] == ["check-in", "seen"]
+    assert rows[0].terminal_id == "door-1" and rows[0].source == "camera:0" and rows[0].distance == 0.41
+
+
+def test_local_offset_is_stored_with_utc_time(store):
+    summer = Clock(datetime(2027, 7, 1, 8, 0, tzinfo=timezone.utc))
+    event = recorder(store, summer).record("Ann Lee", 0.3).event
+    assert event.utc_offset_minutes == 60 and event.timestamp_utc.tzinfo is not None
+
+
+def test_a_new_local_day_checks_in_again(store):
+    clock = Clock(datetime(2026, 12, 1, 23, 50, tzinfo=timezone.utc))
+    rec = recorder(store, clock)
+    rec.record("Ann Lee", 0.3)
+    clock.now += timedelta(minutes=40)  # 00:30 next day in London (UTC+0 in December)
+    assert rec.record("Ann Lee", 0.3).event.event_type == "check-in"
+
+
+@pytest.mark.parametrize(
+    "mode, first, later", [("none", "check-in", "seen"), ("last-sighting", "check-in", "check-out"), ("exit", "check-out", "check-out")]
+)
+def test_checkout_modes(mode, first, later):
+    assert event_type_for(True, mode) == first and event_type_for(False, mode) == later
+
+
+def test_unsynchronised_clock_refuses_to_log_then_recovers(store):
+    clock = Clock(datetime(1970, 1, 1, 0, 1, tzinfo=timezone.utc))  # a Pi 4 before NTP
+    rec = recorder(store, clock)
+    refused = rec.record("Ann Lee", 0.3)
+    assert refused.event is None and "clock not synchronised" in refused.reason
+    clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    assert rec.record("Ann Lee", 0.3).reason == "logged"
+    assert len(store.events_between(datetime(1960, 1, 1, tzinfo=timezone.utc), datetime(2030, 1, 1, tzinfo=timezone.utc))) == 1
+
+
+def test_events_wait_in_memory_while_the_database_fails(store, monkeypatch):
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc))
+    rec = recorder(store, clock)
+    real_record = store.record
+
+    def failing(event):
+        raise StoreError("attendance.db: database or disk is full")
+
+    monkeypatch.setattr(store, "record", failing)
+    result = rec.record("Ann Lee", 0.3)
+    assert result.reason.startswith("pending: ") and "disk is full" in result.reason
+    clock.now += timedelta(minutes=1)
+    assert rec.record("Ann Lee", 0.3).reason == "cooldown"  # known in memory: not queued twice
+    assert rec.record("Bob Roe", 0.3).reason.startswith("pending")
+    monkeypatch.setattr(store, "record", real_record)
+    written = rec.flush()
+    assert [e.person for e in written] == ["Ann Lee", "Bob Roe"] and rec.pending == []
+    assert store.last_event("Ann Lee").id == result.event.id
