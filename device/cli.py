@@ -229,10 +229,14 @@ def config_show(ctx: click.Context, key: str | None, as_json: bool) -> None:
 
 def _mount_groups() -> None:
     """Command groups that live with the packages they serve (logs; gallery when present)."""
+    from device.cli_gallery import enroll, enroll_stick, gallery
     from logs.cli import logs, web
 
     main.add_command(logs)
     main.add_command(web)
+    main.add_command(enroll)
+    main.add_command(enroll_stick)
+    main.add_command(gallery)
 
 
 _mount_groups()

@@ -63,7 +63,7 @@ def _failure_report(config: Config | None, images_dir: Path, add: bool, error: s
         mode="add" if add else "replace",
         model=config.paths.model if config else "",
         metric="",
-        threshold=float("nan"),
+        threshold=None,
         written=False,
         error=error,
     )

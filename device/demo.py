@@ -54,9 +54,26 @@ def astronaut_photo() -> Path:
     return path
 
 
+def head_and_shoulders(photo_bgr: np.ndarray) -> np.ndarray:
+    """The photo cropped around its largest face with a generous margin, as a
+    person a metre or two from the camera fills the frame."""
+    from device.detect import FaceDetector
+
+    boxes = FaceDetector().detect(photo_bgr, still=True)
+    if not boxes:
+        return photo_bgr
+    b = boxes[0]
+    cx, cy, half = b.x + b.w / 2, b.y + b.h / 2, 1.1 * b.w
+    h, w = photo_bgr.shape[:2]
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+    x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+    return photo_bgr[y0:y1, x0:x1]
+
+
 def write_clip(photo_bgr: np.ndarray, path: Path) -> int:
     """A synthetic entrance: empty hall, the face approaches (grows, drifts,
     brightens), lingers, leaves. Returns the number of frames written."""
+    photo_bgr = head_and_shoulders(photo_bgr)
     w, h = CLIP_SIZE
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), CLIP_FPS, (w, h))
     if not writer.isOpened():
@@ -69,7 +86,7 @@ def write_clip(photo_bgr: np.ndarray, path: Path) -> int:
         frame = hall.copy()
         if 0 <= i < steps:
             t = i / (steps - 1)
-            size = int(220 + 160 * t)
+            size = int(200 + 160 * t)
             face = cv2.resize(photo_bgr, (size, size), interpolation=cv2.INTER_AREA)
             face = cv2.convertScaleAbs(face, alpha=0.75 + 0.3 * t, beta=0)
             x = int(40 + (w - size - 80) * t)

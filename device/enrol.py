@@ -284,6 +284,7 @@ def review_photos(
     entries = [(out[i].person, label(out[i].path), out[i].embedding, i) for idx in by_person.values() for i in idx]
     entries += [(t.person, t.photo, t.embedding, None) for t in others if t.person not in by_person]
     pairs: dict[tuple[str, str], LookAlike] = {}
+    nearest: dict[tuple[int, str], tuple[float, int]] = {}  # (photo, other person) -> (distance, entry)
     if len(entries) > 1:
         d = pairwise_distances(np.stack([e[2] for e in entries]), np.stack([e[2] for e in entries]), metric)
         names = [e[0] for e in entries]
@@ -297,9 +298,21 @@ def review_photos(
                     pairs[key] = LookAlike(key[0], key[1], float(d[a, b]), entries[first][1], entries[second][1])
                 for me, other in ((a, b), (b, a)):
                     i = entries[me][3]
-                    if i is not None:
-                        same = " - the very same file" if out[i].sha256 and entries[other][3] is not None and out[entries[other][3]].sha256 == out[i].sha256 else ""
-                        warn[i].append(f"looks like {names[other]} ({entries[other][1]}, distance {d[a, b]:.2f}){same}: the same person under two names?")
+                    if i is not None and d[a, b] < nearest.get((i, names[other]), (np.inf, -1))[0]:
+                        nearest[(i, names[other])] = (float(d[a, b]), other)
+        # One line per photo and look-alike person: the closest of their photos.
+        for (i, name), (dist, other) in sorted(nearest.items(), key=lambda kv: kv[1][0]):
+            j = entries[other][3]
+            same = " - the very same file" if out[i].sha256 and j is not None and out[j].sha256 == out[i].sha256 else ""
+            warn[i].append(f"looks like {name} ({entries[other][1]}, distance {dist:.2f}){same}: the same person under two names?")
+    # A photo dropped as "not like the others": say whose photo it seems to be.
+    for i, r in enumerate(out):
+        if r.outcome is Outcome.NOT_ALIKE and entries:
+            d = pairwise_distances(r.embedding[None, :], np.stack([e[2] for e in entries]), metric)[0]
+            d[[e[0] == r.person for e in entries]] = np.inf
+            k = int(np.argmin(d))
+            if d[k] <= threshold:
+                out[i] = dataclasses.replace(r, detail=f"{r.detail} It looks like {entries[k][0]} ({entries[k][1]}, distance {d[k]:.2f}).")
     for i, messages in warn.items():
         if out[i].ok:
             out[i] = dataclasses.replace(out[i], warnings=out[i].warnings + tuple(dict.fromkeys(messages)))
@@ -498,10 +511,12 @@ def enrol_folder(
             kept_templates.extend(kept)
             records[name] = PersonRecord(old_record.enrolled_at if old_record else None, employee_id)
             roster.append(RosterEntry(name, Status.KEPT, len(kept), employee_id, "no usable photo in this folder: previous enrolment kept"))
-            result.problems.append(f"{name}: no usable photo, the previous enrolment is kept")
+            why = "; ".join(f"{_relative(r.path, images_dir)}: {r.outcome.value}" for r in reviewed if person_key(r.person) == key)
+            result.problems.append(f"{name}: no usable photo ({why}), the previous enrolment is kept")
         else:
             roster.append(RosterEntry(name, Status.NOT_ENROLLED, 0, employee_id, "no usable photo"))
-            result.problems.append(f"{name}: NOT ENROLLED, no usable photo")
+            why = "; ".join(f"{_relative(r.path, images_dir)}: {r.outcome.value}" for r in reviewed if person_key(r.person) == key)
+            result.problems.append(f"{name}: NOT ENROLLED, no usable photo ({why})")
     for key, templates in old_by_key.items():
         if key in spelling:
             continue
@@ -545,6 +560,12 @@ def enrol_folder(
     return result
 
 
+def _advice_is_news(result: EnrolmentResult) -> bool:
+    """A confusable closest pair belongs under "to check", unless it is already there as a look-alike pair."""
+    c = result.closest
+    return c is not None and c.confused and not any({p.a, p.b} == {c.a, c.b} for p in result.look_alikes)
+
+
 def to_report(result: EnrolmentResult, when: "datetime | None" = None) -> "EnrolmentReport":
     """The plain report (gallery/report.py) of an enrolment: no embeddings in it."""
     from datetime import datetime
@@ -579,7 +600,7 @@ def to_report(result: EnrolmentResult, when: "datetime | None" = None) -> "Enrol
         error=result.error,
         photos=photos,
         roster=roster,
-        problems=list(result.problems) + ([result.closest.advice()] if result.closest and result.closest.confused else []),
+        problems=list(result.problems) + ([result.closest.advice()] if _advice_is_news(result) else []),
         notes=list(result.notes),
         advice=result.closest.advice() if result.closest else None,
         closest=closest,

@@ -27,7 +27,7 @@ import click
 from tabulate import tabulate
 
 from logs import reports
-from logs.retention import purge_before
+from logs.retention import apply_retention, purge_before
 from logs.settings import LogsSettings, SettingsError
 from logs.store import AttendanceEvent, AttendanceStore, StoreError
 
@@ -403,6 +403,25 @@ def purge(ctx: click.Context, db: Path | None, timezone_name: str | None, before
         click.echo(json.dumps({"before": day.isoformat(), "cutoff_utc": _iso(result.cutoff_utc), "removed": result.removed}))
     else:
         click.echo(f"Removed {result.removed} events before {day} ({lctx.settings.timezone}).")
+
+
+@logs.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Output the result as JSON.")
+@click.pass_context
+@one_line_errors
+def retain(ctx: click.Context, db: Path | None, timezone_name: str | None, as_json: bool) -> None:
+    """Apply the configured retention (logs.retention_days); run daily by clockface-retention.timer."""
+    lctx = resolve(ctx, db, timezone_name)
+    with AttendanceStore(lctx.db) as store:
+        result = apply_retention(store, lctx.settings)
+    if result is None:
+        message = {"retention_days": None, "removed": 0}
+        text = "logs.retention_days is not set: events are kept forever."
+    else:
+        message = {"retention_days": lctx.settings.retention_days, "before": result.before_day.isoformat(), "removed": result.removed}
+        text = f"Removed {result.removed} events before {result.before_day} (keeping {lctx.settings.retention_days} days)."
+    click.echo(json.dumps(message) if as_json else text)
 
 
 @logs.command()

@@ -60,6 +60,7 @@ class Row:
     max_abs: float
     centred_cos_min: float
     num_inputs: int
+    refused: str = ""  # the converter's one-line refusal, when the export failed its limits
 
 
 def run_child(args: list[str]) -> tuple[int, str, str, float, float]:
@@ -127,7 +128,10 @@ def bench_chip(calibration: Path | None):
     return np.random.default_rng(SEED).integers(0, 256, (224, 224, 3), dtype=np.uint8)
 
 
-def convert_one(model: str, quantize: str, weights: Path, out: Path, calibration: Path | None) -> tuple[dict, float, float]:
+def convert_one(
+    model: str, quantize: str, weights: Path, out: Path, calibration: Path | None
+) -> tuple[dict | None, str, float, float]:
+    """(summary or None, refusal message, wall s, peak RSS MiB). A refused export is a result, not a crash."""
     args = [sys.executable, "-c", "from converter.cli import convert; convert()", model, "--weights", str(weights),
             "-o", str(out), "--quantize", quantize, "--json"]
     if quantize == "int8":
@@ -136,9 +140,21 @@ def convert_one(model: str, quantize: str, weights: Path, out: Path, calibration
         args += ["--calibration", str(calibration)]
     rc, stdout, stderr, wall, rss = run_child(args)
     if rc != 0:
-        lines = stderr.strip().splitlines() or ["(no output)"]
-        raise SystemExit(f"convert {model} --quantize {quantize} failed: {lines[-1]}")
-    return json.loads(stdout[stdout.index("{"):]), wall, rss
+        last = (stderr.strip().splitlines() or ["(no output)"])[-1]
+        if "beyond limits" not in last:
+            raise SystemExit(f"convert {model} --quantize {quantize} failed: {last}")
+        return None, last.removeprefix("Error: "), wall, rss
+    return json.loads(stdout[stdout.index("{"):]), "", wall, rss
+
+
+def parse_refusal(message: str) -> tuple[float, float, float, int]:
+    """(rel_l2, max_abs, centred_cos_min, inputs) from write_model's refusal line."""
+    import re
+
+    m = re.search(r"max_abs (\S+), rel_l2 (\S+), centred_cos_min (\S+) over (\d+) inputs", message)
+    if not m:
+        return float("nan"), float("nan"), float("nan"), 0
+    return float(m.group(2)), float(m.group(1)), float(m.group(3)), int(m.group(4))
 
 
 def table(rows: list[Row], seeded: bool, repeats: int) -> str:
@@ -163,11 +179,20 @@ def table(rows: list[Row], seeded: bool, repeats: int) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        if r.refused:
+            lines.append(
+                f"| {r.model} | {r.quantize} | refused | {r.convert_s:.0f} | {r.peak_rss_mib:.0f} | | | "
+                f"{r.rel_l2:.1e} | {r.max_abs:.1e} | {r.centred_cos_min:.4f} | {r.num_inputs} |"
+            )
+            continue
         lines.append(
             f"| {r.model} | {r.quantize} | {r.size_mib:.1f} | {r.convert_s:.0f} | {r.peak_rss_mib:.0f} "
             f"| {r.latency_1t_ms:.1f} | {r.latency_2t_ms:.1f} | {r.rel_l2:.1e} | {r.max_abs:.1e} "
             f"| {r.centred_cos_min:.4f} | {r.num_inputs} |"
         )
+    for r in rows:
+        if r.refused:
+            lines.append(f"\nRefused ({r.model}, {r.quantize}): {r.refused}")
     return "\n".join(lines)
 
 
@@ -191,7 +216,11 @@ def main() -> None:
             weights, seeded = ensure_weights(model, args.weights_dir)
             any_seeded |= seeded
             for quantize in args.quantize:
-                summary, wall, rss = convert_one(model, quantize, weights, out, args.calibration)
+                summary, refused, wall, rss = convert_one(model, quantize, weights, out, args.calibration)
+                if summary is None:
+                    rows.append(Row(model, quantize, 0, wall, rss, 0, 0, *parse_refusal(refused), refused=refused))
+                    print(f"refused: {model} {quantize}: {refused}", file=sys.stderr, flush=True)
+                    continue
                 tflite = Path(summary["tflite"])
                 check = json.loads(tflite.with_suffix(".json").read_text())["check"]
                 rows.append(

@@ -9,8 +9,11 @@ not comparable across runs.
 
 - clockface: the terminal's loop (device.service.run_terminal): detect every
   frame, embed a track only until k of n matches agree, log once.
-- per-frame: the seed's design: embed every detected face in every frame and
-  match with a Python loop of scipy.spatial.distance per gallery entry.
+- per-frame: the seed's design: the same detection recipe (grey, equalised,
+  Haar scaleFactor 1.1, minNeighbors 5, minSize 30) on the full-resolution frame,
+  embed every detected face in every frame, and match with a Python loop of
+  scipy.spatial.distance per gallery entry. It aligns faces with clockface's
+  aligner, so both designs see the same chips and can log the same people.
 - face_recognition: the face_recognition library's per-frame example, if installed.
 
 Inputs: the clip in ../shared/faces/_video (gallery: every photo of ../shared/faces),
@@ -35,6 +38,11 @@ sys.path.insert(0, str(REPO))
 
 
 def peak_rss_mb() -> float:
+    """VmHWM: this process image's own peak (ru_maxrss survives exec and would
+    report the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -65,7 +73,7 @@ def worker_per_frame(args: argparse.Namespace, t_spawn: float) -> dict:
     from scipy.spatial import distance
 
     from device.config import parse_config
-    from device.detect import to_grey
+    from device.detect import FACE_CASCADE, FaceBox, cascade_path, to_grey
     from device.terminal import load_model
     from gallery.store import GalleryStore
 
@@ -74,6 +82,7 @@ def worker_per_frame(args: argparse.Namespace, t_spawn: float) -> dict:
     model = load_model(cfg)
     gallery = [(t.person, t.embedding) for t in GalleryStore(cfg.paths.gallery).templates(model.binding)]
     metric = getattr(distance, model.card.metric)
+    cascade = cv2.CascadeClassifier(cascade_path(FACE_CASCADE))
     cap = cv2.VideoCapture(args.source)
     startup = time.time() - t_spawn
     logged: set[str] = set()
@@ -85,10 +94,11 @@ def worker_per_frame(args: argparse.Namespace, t_spawn: float) -> dict:
         if not ok:
             break
         a = time.perf_counter()
-        boxes = model.pipeline.detect(image)
+        grey = to_grey(image)
+        found = cascade.detectMultiScale(cv2.equalizeHist(grey), 1.1, 5, minSize=(30, 30))
+        boxes = [FaceBox(float(x), float(y), float(w), float(h)) for x, y, w, h in found]
         b = time.perf_counter()
         stages["detect"] += b - a
-        grey = to_grey(image)
         for box in boxes:
             c = time.perf_counter()
             chip, _ = model.pipeline.aligner.align(image, box, grey)
@@ -162,7 +172,11 @@ def enrol_gallery(faces: Path, model: str, data: Path) -> int:
 
     cfg = parse_config({"paths": {"data_dir": str(data), "model": model}}, env={})
     loaded = load_model(cfg)
+    from device.demo import DEMO_PERSON, astronaut_photo
+    from gallery.layout import Photo
+
     photos, _ = collect_photos(faces)
+    photos.append(Photo(DEMO_PERSON, astronaut_photo()))  # the person in the synthetic stream
     results = [r for r in examine_photos(photos, loaded.pipeline, cfg.enrol) if r.ok]
     write_gallery(cfg.paths.gallery, loaded.binding, [Template(r.person, r.path.name, r.embedding) for r in results])
     return len({r.person for r in results})
@@ -208,6 +222,7 @@ def main() -> None:
     p.add_argument("--model", default=None, help="a .tflite with its sidecar (default: the configured model)")
     p.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
     p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--repeat", type=int, default=2, help="runs per design; the fastest is reported")
     p.add_argument("--worker", choices=sorted(WORKERS))
     p.add_argument("--source")
     p.add_argument("--data")
@@ -235,10 +250,18 @@ def main() -> None:
         synthetic = synthetic_stream(data / "synthetic.avi", loops=8)
         rows = []
         for input_name, source in (("shared clip 640x360", clip), ("synthetic 640x480", synthetic)):
-            results = {mode: run_worker(mode, args, source, data) for mode in modes}
+            # Alternate the designs and keep each one's faster run: load from
+            # other processes then hits both alike.
+            results: dict[str, dict] = {}
+            for _ in range(args.repeat):
+                for mode in modes:
+                    r = run_worker(mode, args, source, data)
+                    best = results.get(mode)
+                    if best is None or "error" in best or ("error" not in r and r["seconds"] < best["seconds"]):
+                        results[mode] = r
             for mode, r in results.items():
                 rows.append((input_name, mode, r))
-        print(f"# device runtime benchmark ({Path(args.model).name}, gallery of {people} people, {os.cpu_count()} cores)")
+        print(f"# device runtime benchmark ({Path(args.model).name}, gallery of {people} people, {os.cpu_count()} cores, best of {args.repeat})")
         print()
         print("| input | design | frames | fps | ratio vs per-frame | startup s | embeddings | embeddings / logged person | peak RSS MB | logged |")
         print("|---|---|---|---|---|---|---|---|---|---|")

@@ -88,3 +88,29 @@ def test_apply_retention(db_path: Path) -> None:
         assert result is not None and result.removed == 1 and result.before_day == date(2026, 3, 12)
         [entry] = store.audit_entries()
         assert entry["action"] == "purge" and '"reason": "retention"' in entry["detail"]
+
+
+def test_retain_command_applies_configured_retention(tmp_path):
+    """`clockface logs retain` (the daily timer's command) keeps exactly retention_days local days."""
+    from datetime import datetime, timedelta, timezone
+
+    from click.testing import CliRunner
+
+    from device.cli import main
+    from logs.store import AttendanceEvent, AttendanceStore
+
+    db = tmp_path / "attendance.db"
+    now = datetime.now(timezone.utc)
+    with AttendanceStore(db) as store:
+        for days_ago in (0, 1, 5, 40):
+            store.record(AttendanceEvent("Ann Lee", "check-in", now - timedelta(days=days_ago), 0, 0.3, "camera:0", "t"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[logs]\nretention_days = 7\n')
+    result = CliRunner().invoke(main, ["--config", str(cfg), "logs", "retain", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"removed": 1' in result.output
+    with AttendanceStore(db, readonly=True) as store:
+        assert len(store.events_between(now - timedelta(days=100), now + timedelta(days=1))) == 3
+    unset = tmp_path / "u.toml"
+    unset.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n')
+    assert "kept forever" in CliRunner().invoke(main, ["--config", str(unset), "logs", "retain"]).output
