@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -205,13 +206,21 @@ MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 _OUR_TABLES = {"events", "unknown_events", "audit_log", "_deletion_permit"}
 
 
+def _disk_full(path: Path) -> bool:
+    """SQLite reports ENOSPC while creating its -wal/-shm files as a bare "disk I/O error"."""
+    try:
+        return shutil.disk_usage(path.parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
 def _one_line(path: Path, exc: BaseException) -> str:
     """Turn a sqlite3/OS error into the one line an operator needs."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     lowered = text.lower()
     if "file is not a database" in lowered or "malformed" in lowered:
         return f"{path}: file is not a database (corrupt or not SQLite); move it aside and restore a backup"
-    if "disk is full" in lowered or "disk full" in lowered:
+    if "disk is full" in lowered or "disk full" in lowered or _disk_full(path):
         return f"{path}: disk full, the event was not recorded; free space on the device"
     if "readonly" in lowered or "read-only" in lowered:
         return f"{path}: database or its folder is read-only; check permissions and the filesystem mount"

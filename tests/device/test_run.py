@@ -126,10 +126,35 @@ def test_read_only_attendance_folder_is_one_line(tmp_path, dlib_model, readonly_
     assert list(readonly_dir.iterdir()) == []
 
 
-def test_full_disk_keeps_the_event_and_reports(tmp_path, dlib_model, tiny_disk):
-    """The attendance database is created, then the disk fills: the recognised
-    person's event is kept in memory and retried, and the run says so (exit 1)."""
-    from device.config import parse_config
+def fill(disk):
+    try:
+        with open(disk / "filler", "wb") as fh:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+    except OSError:
+        pass  # ENOSPC: the disk is full now
+
+
+def test_full_disk_at_start_is_one_line(tmp_path, dlib_model, tiny_disk):
+    config = write_config(tmp_path, dlib_model)
+    config.write_text(config.read_text() + f'attendance_db = "{tiny_disk / "attendance.db"}"\n')
+    fill(tiny_disk)
+    line = one_line_error(cli(config, "run", "--source", str(shared_path("faces", "_noface"))))
+    assert "disk full" in line
+
+
+def test_disk_filling_up_keeps_the_event_and_reports(tmp_path, dlib_model, tiny_disk, monkeypatch):
+    """The disk fills while the terminal runs: the recognised person's event is
+    kept in memory and retried; at the end the run says it could not be saved
+    (exit 1), and the database holds no half-written row."""
+    import threading
+
+    import cv2
+
+    from device.notify import Notifier
+    from device.service import run_terminal
+    from device.sources import Frame
     from logs.store import AttendanceStore
 
     config = write_config(tmp_path, dlib_model)
@@ -139,25 +164,29 @@ def test_full_disk_keeps_the_event_and_reports(tmp_path, dlib_model, tiny_disk):
     photos.mkdir()
     shutil.copy(shared_path("faces", "angelina_jolie", "1.jpg"), photos / "angelina_jolie.jpg")
     assert cli(config, "enroll", str(photos)).exit_code == 0
-    AttendanceStore(db).close()
-    filler = tiny_disk / "filler"
-    with open(filler, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
-        except OSError:
+    face = cv2.imread(str(shared_path("faces", "angelina_jolie", "2.jpg")))
+
+    class DiskFillsUp:
+        live, name = False, "camera:test"
+
+        def frames(self):
+            fill(tiny_disk)
+            for i in range(6):
+                yield Frame(face, i, 0.0)
+
+        def close(self):
             pass
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i in range(3):
-        shutil.copy(shared_path("faces", "angelina_jolie", "2.jpg"), frames / f"{i}.jpg")
-    result = CliRunner().invoke(main, ["--config", str(config), "run", "--source", str(frames)])
-    assert result.exit_code == 1
-    assert "could not be saved" in result.output
-    filler.unlink()
+
+    import device.service as service
+    from device.config import load_config
+
+    monkeypatch.setattr(service, "open_source", lambda *a, **k: DiskFillsUp())
+    outcome = run_terminal(load_config(config, {}), "x", Notifier(None), threading.Event(), threading.Event())
+    assert outcome.logged == []
+    assert any("could not be saved" in e and "disk full" in e for e in outcome.errors), outcome.errors
+    (tiny_disk / "filler").unlink()
     with AttendanceStore(db, readonly=True) as store:
-        assert store.last_event("Angelina Jolie") is None  # nothing half-written
+        assert store.last_event("Angelina Jolie") is None
 
 
 def test_demo_logs_the_astronaut(tmp_path, dlib_model):
