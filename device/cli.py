@@ -167,7 +167,7 @@ def eval_command(ctx: click.Context, folder: Path, threshold: float | None, as_j
         f"true accept rate   {report.true_accept_rate:.3f}",
         f"impostor trials    {report.impostor_trials}, false accepts {report.false_accepts}",
         f"false accept rate  {report.false_accept_rate:.3f}",
-        f"TAR at FAR<=1%     {report.tar_at_far_1pct:.3f} (threshold {report.best_threshold_far_1pct if report.best_threshold_far_1pct is not None else '-'})",
+        f"TAR at FAR<=1%     {report.tar_at_far_1pct:.3f} (threshold {'-' if report.best_threshold_far_1pct is None else f'{report.best_threshold_far_1pct:.3f}'})",
         f"seconds per image  {report.seconds_per_image:.3f}",
     ]
     for failure in report.enrolment_failures:

@@ -31,7 +31,7 @@ class DetectionSettings:
     still_work_size: int = 640
     scale_factor: float = 1.1  # 1.2 halves the cost but missed half the faces of the demo clip at 320
     min_neighbors: int = 5
-    min_size: int = 24  # smallest face, in work-image pixels
+    min_size: int = 30  # smallest face, in work-image pixels (60 px in a 640-px frame at work_size 320)
     pad_fraction: float = 0.25  # border added when a still shows no face (ID-badge crops)
     verify: bool = True  # confirm candidates with a second cascade
     max_overlap: float = 0.3  # a box covered this much by a larger one is the same face

@@ -31,8 +31,8 @@ import numpy as np
 
 from device.faces import FacePipeline
 from device.images import ImageReadError, read_image
-from gallery.layout import HEIC_SUFFIXES, Photo, PeopleList, Skipped, collect_photos, find_people_csv, person_key, read_people_csv
-from gallery.store import GalleryError, GalleryStore, ModelBinding, PersonRecord, Template, write_gallery
+from gallery.layout import HEIC_SUFFIXES, PeopleList, Photo, Skipped, collect_photos, find_people_csv, person_key, read_people_csv
+from gallery.store import GalleryError, GalleryStore, ModelBinding, PersonRecord, Template, check_folder, write_gallery
 
 if TYPE_CHECKING:  # device.terminal imports device.config, which imports this module
     from datetime import datetime
@@ -101,7 +101,7 @@ def read_photo(path: Path) -> np.ndarray:
         return read_image(path)
     try:
         import pillow_heif
-        from PIL import Image, ImageOps
+        from PIL import ImageOps
     except ImportError:
         raise ImageReadError(
             f"{path.name}: HEIC photos need the optional pillow-heif package (pip install pillow-heif), or save it as JPEG"
@@ -438,6 +438,13 @@ def enrol_folder(
     binding: ModelBinding = model.binding
     metric, threshold = model.card.metric, float(model.threshold)
     result = EnrolmentResult(images_dir, Path(gallery_path), "add" if add else "replace", model.card.name, metric, threshold)
+
+    if write:  # fail before spending minutes on photos
+        try:
+            check_folder(Path(gallery_path))
+        except GalleryError as exc:
+            result.error = f"{exc}; the gallery was not changed"
+            return result
 
     # The previous gallery: what we may keep from it.
     store = GalleryStore(gallery_path)

@@ -52,7 +52,9 @@ def worker_clockface(args: argparse.Namespace, t_spawn: float) -> dict:
     from device.notify import Notifier
     from device.service import run_terminal
 
-    cfg = parse_config({"paths": {"data_dir": args.data, "model": args.model}}, env={})
+    # A fresh attendance log per run: a repeat must not be silenced by the cooldown.
+    attendance = str(Path(args.data) / f"attendance-{os.getpid()}.db")
+    cfg = parse_config({"paths": {"data_dir": args.data, "model": args.model, "attendance_db": attendance}}, env={})
     started = time.time()
     outcome = run_terminal(cfg, args.source, Notifier(None), threading.Event(), threading.Event(), max_frames=args.frames)
     stats = outcome.stats
