@@ -68,8 +68,9 @@ dev_setup() {
     say "installing clockface with converter, demo and test extras (first run: a few minutes)"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[converter,demo,test]"
-    # keras-vggface 0.6 declares old Keras; its code runs on tf-keras (see converter/vggface.py).
-    .venv/bin/python -m pip install -q --no-deps "tf-keras==2.21.0" "keras-vggface==0.6"
+    # keras-vggface's code runs on tf-keras (Keras 2). tf-keras declares the full
+    # `tensorflow` package, which would land beside tensorflow-cpu: install it alone.
+    .venv/bin/python -m pip install -q --no-deps "tf-keras==2.21.0"
     echo "$want" > "$stamp"
   else
     say ".venv is up to date"
