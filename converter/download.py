@@ -21,7 +21,6 @@ Standard library only (urllib), plus tqdm for the progress bar.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from tqdm import tqdm
+
+from device.model_card import sha256_file
 
 # The keras-vggface v2.0 GitHub release: the URLs keras_vggface/utils.py uses.
 DEFAULT_BASE_URL = "https://github.com/rcmalli/keras-vggface/releases/download/v2.0/"
@@ -108,12 +109,6 @@ def expected_sha256(filename: str, user_sha256: str | None) -> str:
     return digest
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Retryable(Exception):
@@ -217,7 +212,7 @@ def fetch(
     part = cache_dir / (filename + ".part")
 
     if final.exists():
-        if sha256_of(final) == expected:
+        if sha256_file(final) == expected:
             return final
         final.unlink()  # stale or corrupted: never used, fetched again below
 
@@ -236,7 +231,7 @@ def fetch(
 
     if not part.exists():
         raise DownloadError(f"download of {filename} produced no file")
-    actual = sha256_of(part)
+    actual = sha256_file(part)
     if actual != expected:
         part.unlink()
         raise DownloadError(f"{filename}: SHA-256 {actual} does not match the expected {expected}; the file was deleted")
@@ -249,7 +244,7 @@ def verify_local(path: Path, sha256: str | None) -> str:
 
     Returns the file's SHA-256 for the sidecar either way.
     """
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     pinned = RELEASE_FILES.get(path.name, ReleaseFile(path.name)).sha256
     wanted = normalise_sha256(sha256) if sha256 else pinned
     if wanted and actual != wanted:
