@@ -71,16 +71,17 @@ def collect_photos(folder: Path) -> tuple[list[Photo], list[Skipped]]:
 
     Top-level files name the person by file name (a trailing `_2` is a further
     photo); sub-folders name the person by folder name. Folders starting with
-    `_` or `.` are ignored (not people). Sorted, so results are reproducible.
+    `_` or `.` are ignored (not people). Sorted (ignoring case), so results are
+    reproducible and a report reads alphabetically.
     """
     photos: list[Photo] = []
     skipped: list[Skipped] = []
-    for entry in sorted(Path(folder).iterdir(), key=lambda p: p.name):
+    for entry in sorted(Path(folder).iterdir(), key=lambda p: (p.name.casefold(), p.name)):
         if entry.name.startswith((".", "_")):
             continue
         if entry.is_dir():
             name = display_name(entry.name)
-            for inner in sorted(entry.rglob("*"), key=lambda p: str(p)):
+            for inner in sorted(entry.rglob("*"), key=lambda p: (str(p).casefold(), str(p))):
                 if inner.is_file():
                     if _is_image(inner):
                         photos.append(Photo(name, inner))
@@ -138,19 +139,20 @@ def read_people_csv(path: Path | None) -> PeopleList:
         return PeopleList(path, problems=[f"{path.name}: cannot read ({exc.strerror or exc}); employee IDs not updated"])
     except UnicodeDecodeError:
         return PeopleList(path, problems=[f"{path.name}: not UTF-8 text (save it as 'CSV UTF-8'); employee IDs not updated"])
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
+    first = next((line for line in text.splitlines() if line.strip()), None)
+    if first is None:
         return PeopleList(path, problems=[f"{path.name}: empty"])
-    delimiter = max((",", ";", "\t"), key=lambda d: lines[0].count(d))
-    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
-    header = [h.strip().lower().replace(" ", "_") for h in rows[0]]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    header = [h.strip().lower().replace(" ", "_") for h in rows[0][1]]
     if "name" not in header or "employee_id" not in header:
-        return PeopleList(path, problems=[f"{path.name}: needs a header line `name,employee_id` (found {','.join(rows[0])}); ignored"])
+        return PeopleList(path, problems=[f"{path.name}: needs a header line `name,employee_id` (found {','.join(rows[0][1])}); ignored"])
     i_name, i_id = header.index("name"), header.index("employee_id")
     ids: dict[str, str] = {}
     names: dict[str, str] = {}
     problems: list[str] = []
-    for n, row in enumerate(rows[1:], start=2):
+    for n, row in rows[1:]:
         if len(row) <= max(i_name, i_id):
             problems.append(f"{path.name} line {n}: needs a name and an employee_id")
             continue

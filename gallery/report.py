@@ -50,7 +50,7 @@ class EnrolmentReport:
     mode: str  # replace / add
     model: str
     metric: str
-    threshold: float
+    threshold: float | None
     written: bool
     error: str | None = None
     photos: list[PhotoLine] = field(default_factory=list)
@@ -88,25 +88,17 @@ class EnrolmentReport:
         return out
 
 
-def _fmt_measures(p: PhotoLine) -> str:
-    parts = []
-    if p.face_px is not None:
-        parts.append(f"face {p.face_px:.0f} px")
-    if p.sharpness is not None:
-        parts.append(f"sharpness {p.sharpness:.0f}")
-    if p.brightness is not None:
-        parts.append(f"brightness {p.brightness:.0f}")
-    return ", ".join(parts)
-
-
 def render_text(report: EnrolmentReport) -> str:
     lines = [
         f"clockface enrolment report, {report.when.strftime('%Y-%m-%d %H:%M:%S %z')}",
         f"photos:  {report.source}",
         f"mode:    {report.mode}" + (" (people not in the folder are removed)" if report.mode == "replace" else " (people are added or updated, no one is removed)"),
-        f"model:   {report.model} ({report.metric} distance, threshold {report.threshold:g})",
-        f"result:  {report.headline()}",
     ]
+    if report.metric:
+        lines.append(f"model:   {report.model} ({report.metric} distance, threshold {report.threshold:g})")
+    elif report.model:
+        lines.append(f"model:   {report.model}")
+    lines.append(f"result:  {report.headline()}")
     for note in report.notes:
         lines.append(f"note:    {note}")
     if report.report_error:
@@ -117,7 +109,9 @@ def render_text(report: EnrolmentReport) -> str:
         width = min(max(len(p.file) for p in report.photos), 48)
         lines += ["", "PHOTOS"]
         for p in report.photos:
-            extra = "; ".join(x for x in (p.detail, _fmt_measures(p) if not p.enrolled else "") if x)
+            # Which way the eyes were found is for the CSV/JSON; people reading this need the rest.
+            detail = "; ".join(d for d in p.detail.split("; ") if d and not d.startswith("eyes from"))
+            extra = detail  # the measures (face px, sharpness, brightness) are in the CSV
             lines.append(f"  {p.outcome:<20} {p.file:<{width}}  {p.person}" + (f"  ({extra})" if extra else ""))
             for w in p.warnings:
                 lines.append(f"  {'':<20} {'':<{width}}  ! {w}")

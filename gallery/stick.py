@@ -117,9 +117,10 @@ def mount_of_path(path: Path, mounts: list[Mount]) -> Mount | None:
     return best
 
 
-def read_mounts(path: Path = MOUNTS) -> list[Mount]:
+def read_mounts(path: Path | None = None) -> list[Mount]:
+    """The kernel's mount table (/proc/self/mounts), empty when unreadable."""
     try:
-        return parse_mounts(Path(path).read_text(encoding="utf-8", errors="surrogateescape"))
+        return parse_mounts(Path(path or MOUNTS).read_text(encoding="utf-8", errors="surrogateescape"))
     except OSError:
         return []
 
@@ -128,7 +129,7 @@ def resolve_mount_point(
     device: str | None = None,
     mount_point: Path | None = None,
     wait_seconds: float = 0.0,
-    mounts: Callable[[], list[Mount]] = read_mounts,
+    mounts: Callable[[], list[Mount]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Path:
@@ -143,9 +144,10 @@ def resolve_mount_point(
             raise StickError(f"mount point {mount_point} is not a folder (is the stick mounted?)")
         return mount_point
     assert device is not None
+    table = mounts or read_mounts
     deadline = clock() + wait_seconds
     while True:
-        found = mount_of_device(device, mounts())
+        found = mount_of_device(device, table())
         if found is not None:
             return found.mount_point
         if clock() >= deadline:

@@ -90,6 +90,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def check_folder(path: Path) -> None:
+    """The gallery's folder must exist and be writable (one-line GalleryError)."""
+    _check_folder(Path(path))
+
+
 def _check_folder(path: Path) -> None:
     folder = path.parent
     if not folder.is_dir():
@@ -302,6 +307,9 @@ def remove_person(path: Path, name: str) -> Removed:
             finally:
                 src.close()
             _install(tmp, path)
+        except sqlite3.Error as exc:
+            tmp.unlink(missing_ok=True)
+            raise GalleryError(f"{pname} was erased from {path}, but the running terminal may not notice until restarted ({exc})") from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -1,0 +1,140 @@
+"""The gallery database: atomic writes, person records, erasing a person without a trace."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gallery.store import (
+    GalleryError,
+    GalleryModelMismatch,
+    GalleryStore,
+    ModelBinding,
+    PersonRecord,
+    Template,
+    gallery_lock,
+    remove_person,
+    write_gallery,
+)
+
+MODEL = ModelBinding("test-model", "a" * 64, 128)
+
+
+def _templates(rng, people: dict[str, int]) -> list[Template]:
+    return [Template(name, f"{name.lower().replace(' ', '_')}_{i}.jpg", rng.standard_normal(128).astype(np.float32)) for name, n in people.items() for i in range(n)]
+
+
+def db_files(path: Path) -> list[Path]:
+    """The database and any journal / WAL / temp file SQLite or we may leave beside it."""
+    return sorted(p for p in path.parent.iterdir() if p.name.startswith(path.name) and not p.name.endswith(".lock"))
+
+
+def test_records_are_kept_and_every_write_is_a_new_file(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "gallery.db"
+    templates = _templates(rng, {"Anna Smith": 2, "Bob Jones": 1})
+    write_gallery(path, MODEL, templates, people={"Anna Smith": PersonRecord("2024-01-02T03:04:05+00:00", "E-17")})
+    first = os.stat(path)
+    people = {p.name: p for p in GalleryStore(path).people()}
+    assert people["Anna Smith"].photos == 2 and people["Anna Smith"].employee_id == "E-17"
+    assert people["Anna Smith"].enrolled_at == "2024-01-02T03:04:05+00:00"
+    assert people["Bob Jones"].employee_id is None
+    write_gallery(path, MODEL, templates)
+    second = os.stat(path)
+    # The recogniser reloads when (st_ino, st_mtime_ns) changes: the inode alone must do.
+    assert second.st_ino != first.st_ino
+    assert [p.name for p in db_files(path)] == ["gallery.db"]
+
+
+def test_templates_from_another_model_are_refused(tmp_path):
+    path = tmp_path / "gallery.db"
+    write_gallery(path, MODEL, _templates(np.random.default_rng(2), {"Anna": 1}))
+    with pytest.raises(GalleryModelMismatch) as exc:
+        GalleryStore(path).templates(ModelBinding("other", "b" * 64, 128))
+    assert "re-enrol with `clockface enroll DIR`" in str(exc.value)
+
+
+def test_remove_person_leaves_no_trace_in_any_database_file(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "gallery.db"
+    templates = _templates(rng, {"Anna Smith": 3, "Bob Jones": 2})
+    write_gallery(path, MODEL, templates)
+    before = os.stat(path).st_ino
+    removed = remove_person(path, "anna smith")  # names match like file names do
+    assert removed.name == "Anna Smith" and removed.templates == 3
+    assert os.stat(path).st_ino != before  # a running recogniser notices
+    raw = b"".join(p.read_bytes() for p in db_files(path))
+    for t in templates:
+        blob = t.embedding.astype("<f4").tobytes()
+        chunks = [blob[i : i + 16] for i in range(0, len(blob), 16)]
+        if t.person == "Anna Smith":
+            assert not any(c in raw for c in chunks), "a piece of Anna's template survived"
+        else:
+            assert blob in raw
+    assert b"Anna Smith" not in raw and b"anna_smith" not in raw
+    assert [t.person for t in GalleryStore(path).templates(MODEL)] == ["Bob Jones", "Bob Jones"]
+
+
+def test_remove_unknown_person_names_who_is_there(tmp_path):
+    path = tmp_path / "gallery.db"
+    write_gallery(path, MODEL, _templates(np.random.default_rng(4), {"Anna Smith": 1}))
+    with pytest.raises(GalleryError, match=r"no one called 'Zed' in the gallery \(enrolled: Anna Smith\)"):
+        remove_person(path, "Zed")
+
+
+def test_remove_works_whatever_model_made_the_gallery(tmp_path):
+    path = tmp_path / "gallery.db"
+    write_gallery(path, ModelBinding("old", "c" * 64, 4), [Template("Old Timer", "x.jpg", np.ones(4, np.float32))])
+    assert remove_person(path, "Old Timer").templates == 1
+    assert GalleryStore(path).people() == []
+
+
+def test_failed_write_leaves_the_old_gallery_and_no_temp_file(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    path = tmp_path / "gallery.db"
+    write_gallery(path, MODEL, _templates(rng, {"Anna": 1}))
+    old = path.read_bytes()
+    import gallery.store as store_mod
+
+    def boom(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod.os, "replace", boom)
+    with pytest.raises(OSError):
+        write_gallery(path, MODEL, _templates(rng, {"Bob": 1}))
+    assert path.read_bytes() == old
+    assert [p.name for p in db_files(path)] == ["gallery.db"]
+
+
+def test_writers_are_serialised(tmp_path):
+    path = tmp_path / "gallery.db"
+    order = []
+
+    def hold():
+        with gallery_lock(path):
+            order.append("first in")
+            time.sleep(0.2)
+            order.append("first out")
+
+    t = threading.Thread(target=hold)
+    t.start()
+    time.sleep(0.05)
+    with gallery_lock(path):
+        order.append("second in")
+    t.join()
+    assert order == ["first in", "first out", "second in"]
+
+
+def test_unreadable_gallery_is_one_line(tmp_path):
+    path = tmp_path / "gallery.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(GalleryError) as exc:
+        GalleryStore(path).people()
+    assert "re-enrol" in str(exc.value) and "\n" not in str(exc.value)
+    assert isinstance(sqlite3.sqlite_version, str)
