@@ -65,9 +65,9 @@ dev_setup() {
   local want
   want=$(cat pyproject.toml | sha256sum | cut -c1-16)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    say "installing clockface with converter, demo and test extras (first run: a few minutes)"
+    say "installing clockface with converter, demo, heic and test extras (first run: a few minutes)"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[converter,demo,test]"
+    .venv/bin/python -m pip install -q -e ".[converter,demo,heic,test]"
     # keras-vggface's code runs on tf-keras (Keras 2). tf-keras declares the full
     # `tensorflow` package, which would land beside tensorflow-cpu: install it alone.
     .venv/bin/python -m pip install -q --no-deps "tf-keras==2.21.0"
