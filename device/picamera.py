@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from device.sources import Frame, SourceError
+from device.frames import Frame, SourceError
 
 
 class PiCameraSource:

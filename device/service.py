@@ -20,7 +20,8 @@ from device.config import Config
 from device.notify import Notifier
 from device.recognise import Recogniser, Stats
 from device.recorder import Recorder, RecordResult
-from device.sources import Frame, FrameSource, SourceError, open_source
+from device.frames import Frame, FrameSource, SourceError
+from device.sources import open_source
 from device.terminal import LoadedModel, load_matcher, load_model
 from device.tracking import Decision, TrackerSettings
 from logs.store import AttendanceStore

@@ -8,36 +8,15 @@ A source spec is one string so it fits in the config and on the command line:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterator
 
 import cv2
-import numpy as np
 
+from device.frames import Frame, FrameSource, SourceError
 from device.images import ImageReadError, is_image_file, read_image
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg"})
-
-
-class SourceError(RuntimeError):
-    """A source that cannot be opened, as one line with what to do instead."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    image: np.ndarray  # BGR uint8
-    index: int
-    timestamp: float  # time.monotonic() when captured
-
-
-class FrameSource(Protocol):
-    name: str
-    live: bool  # a camera/stream (drop stale frames) rather than a file (process every frame)
-
-    def frames(self) -> Iterator[Frame]: ...
-
-    def close(self) -> None: ...
 
 
 class ImageFolderSource:

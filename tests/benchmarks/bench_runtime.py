@@ -80,7 +80,6 @@ def worker_per_frame(args: argparse.Namespace, t_spawn: float) -> dict:
     from gallery.store import GalleryStore
 
     cfg = parse_config({"paths": {"data_dir": args.data, "model": args.model}}, env={})
-    t_load = time.time()
     model = load_model(cfg)
     gallery = [(t.person, t.embedding) for t in GalleryStore(cfg.paths.gallery).templates(model.binding)]
     metric = getattr(distance, model.card.metric)

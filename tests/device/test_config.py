@@ -1,6 +1,5 @@
 """The one TOML config: defaults, documentation, and one-line errors."""
 
-import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -9,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from device.cli import main
-from device.config import Config, ConfigError, load_config, parse_config
+from device.config import ConfigError, load_config, parse_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "device" / "clockface.example.toml"
 ENV = {"HOME": "/home/someone"}

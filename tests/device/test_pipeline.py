@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.align import Aligner, EyePoints, pick_eye_pair, similarity_from_two_points
+from device.align import Aligner, pick_eye_pair, similarity_from_two_points
 from device.detect import FaceBox, FaceDetector, suppress_overlaps
 from device.images import ImageReadError, read_image
 from device.model_card import ChipGeometry

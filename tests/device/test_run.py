@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from device.cli import main
-from tests.conftest import make_config, shared_path
+from tests.conftest import shared_path
 
 EXPECTED_IN_CLIP = {"Lin Manuel Miranda"}
 
@@ -154,7 +154,7 @@ def test_disk_filling_up_keeps_the_event_and_reports(tmp_path, dlib_model, tiny_
 
     from device.notify import Notifier
     from device.service import run_terminal
-    from device.sources import Frame
+    from device.frames import Frame
     from logs.store import AttendanceStore
 
     config = write_config(tmp_path, dlib_model)

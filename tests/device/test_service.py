@@ -17,7 +17,8 @@ import pytest
 
 import device.service as service
 from device.notify import Notifier
-from device.sources import Frame, SourceError, open_source
+from device.frames import Frame, SourceError
+from device.sources import open_source
 from tests.conftest import make_config, shared_path
 
 
