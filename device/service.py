@@ -38,7 +38,8 @@ class Outcome:
     decisions: list[tuple[Decision, RecordResult | None]] = field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
-    startup_seconds: float = 0.0
+    startup_seconds: float = 0.0  # to READY: model and gallery loaded
+    first_frame_seconds: float | None = None  # to the end of the first processed frame
     reloads: int = 0
     errors: list[str] = field(default_factory=list)
     stats: Stats | None = None
@@ -233,6 +234,8 @@ def run_terminal(
                         on_message(f"{decision.person} recognised but not logged: {result.reason}")
                 outcome.decisions.append((decision, result))
             outcome.frames += 1
+            if outcome.first_frame_seconds is None:
+                outcome.first_frame_seconds = time.perf_counter() - started
             if preview is not None:
                 preview.publish(frame.image, list(session.recogniser.tracker.tracks.values()))
             if now - last_status >= 5.0:
