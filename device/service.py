@@ -192,6 +192,8 @@ def run_terminal(
         session = Session(config, recorder)
         outcome.startup_seconds = time.perf_counter() - started
         notifier.ready(f"recognising {session.people} people from {source.name}")
+        if session.people == 0:
+            on_message(f"no one enrolled yet ({config.paths.gallery}): enrol with `clockface enroll DIR` or a USB stick; the gallery is picked up when it appears")
         frames = _live_frames(source_spec, config, source, stop, on_message) if source.live else source.frames()
         last_ping = last_status = last_check = time.monotonic()
         capture_started = time.perf_counter()

@@ -54,8 +54,15 @@ def load_model(config: Config, model_path: Path | None = None) -> LoadedModel:
 
 
 def load_matcher(config: Config, model: LoadedModel) -> Matcher:
-    """The gallery as a matcher, refused if it was enrolled with another model."""
-    templates = GalleryStore(config.paths.gallery).templates(model.binding)
+    """The gallery as a matcher, refused if it was enrolled with another model.
+
+    No gallery yet is not an error: a new terminal runs (and tells systemd it is
+    ready) before its first enrolment, and picks the gallery up when it appears.
+    """
+    store = GalleryStore(config.paths.gallery)
+    if not store.exists():
+        return Matcher([], np.zeros((0, model.card.embedding_size), np.float32), model.card.metric, model.threshold)
+    templates = store.templates(model.binding)
     names = [t.person for t in templates]
     vectors = np.stack([t.embedding for t in templates]) if templates else np.zeros((0, model.card.embedding_size), np.float32)
     return Matcher(names, vectors, model.card.metric, model.threshold)

@@ -280,3 +280,40 @@ def test_preview_refuses_a_lan_address():
 
     with pytest.raises(ValueError, match="loopback"):
         PreviewSettings(enabled=True, host="0.0.0.0")
+
+
+def test_starts_without_a_gallery_and_picks_it_up_when_it_appears(tmp_path, dlib_model, face_frame, monkeypatch):
+    """A new terminal is READY before its first enrolment and needs no restart after it."""
+    from device.enrol import examine_photo
+    from device.terminal import load_model
+    from gallery.layout import Photo
+    from gallery.store import Template, write_gallery
+
+    config = make_config(tmp_path / "data", dlib_model)
+    model = load_model(config)
+    enrolled = examine_photo(Photo("Angelina Jolie", shared_path("faces", "angelina_jolie", "2.jpg")), model.pipeline, config.enrol)
+    blank = np.zeros_like(face_frame)
+    gallery_written = threading.Event()
+
+    class Entrance(FakeCamera):
+        def frames(self):
+            for i in range(20):  # nobody enrolled yet: the face stays unknown
+                yield Frame(face_frame if i > 5 else blank, i, time.monotonic())
+            write_gallery(config.paths.gallery, model.binding, [Template(enrolled.person, "2.jpg", enrolled.embedding)])
+            gallery_written.set()
+            for i in range(20, 400):
+                time.sleep(0.01)
+                # the same person walks in again after the gallery appeared
+                yield Frame(blank if i < 30 else face_frame, i, time.monotonic())
+
+    monkeypatch.setattr(service, "open_source", lambda *a, **k: Entrance([]))
+    notifier, messages, stop = RecordingNotifier(), [], threading.Event()
+
+    def on_event(event):
+        stop.set()
+
+    outcome = service.run_terminal(config, "camera:0", notifier, stop, threading.Event(), on_event=on_event, on_message=messages.append)
+    assert notifier.times("READY=1")
+    assert any("no one enrolled yet" in m for m in messages)
+    assert gallery_written.is_set() and outcome.reloads >= 1
+    assert [e.person for e in outcome.logged] == ["Angelina Jolie"]

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ HOST_TOOLS = {
     "mcopy": "mtools",
     "mkfs.vfat": "dosfstools",
     "mke2fs": "e2fsprogs",
+    "debugfs": "e2fsprogs",
+    "journalctl": "systemd",
 }
 
 
@@ -170,6 +173,20 @@ MODEL = "dlib-resnet-v1"
 VIDEO_IN_GUEST = "/usr/local/share/clockface-vmtest/1.mp4"
 
 
+def new_work_dir(keep: int = 2) -> Path:
+    """A folder for this run's image, stick and console logs, kept for a look afterwards.
+
+    Not pytest's tmp_path: other pytest runs on the machine rotate those away
+    while a 15-minute boot is still using them. Only the newest `keep` runs stay.
+    """
+    runs = CACHE / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    old = sorted(runs.iterdir(), key=lambda p: p.stat().st_mtime)
+    for stale in old[: max(0, len(old) - keep + 1)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=runs))
+
+
 def source_files() -> list[str]:
     """The project as a user would have it after `git clone` (tracked plus new, unignored files)."""
     out = run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"]).stdout
@@ -237,6 +254,20 @@ def chroot_sh(rootfs: Path, script: str, logfile: Path, pip_cache: Path, timeout
         "PIP_CACHE_DIR": "/var/cache/clockface-pip",
         "PIP_DEFAULT_TIMEOUT": "120",
     }
+    # This machine reaches PyPI through a TLS proxy whose CA only the host's bundle has:
+    # lend that bundle to pip for the install (and take it away again afterwards).
+    host_ca = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+    lent = rootfs / "tmp/clockface-vmtest-host-ca.pem"
+    if host_ca.is_file():
+        shutil.copy(host_ca, lent)
+        env["PIP_CERT"] = "/tmp/clockface-vmtest-host-ca.pem"
+    try:
+        return _chroot_run(rootfs, script, logfile, pip_cache, env, timeout)
+    finally:
+        lent.unlink(missing_ok=True)
+
+
+def _chroot_run(rootfs: Path, script: str, logfile: Path, pip_cache: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
     with chroot_mounts(rootfs, pip_cache), open(logfile, "a") as fh:
         fh.write(f"\n$ {script}\n")
         fh.flush()
@@ -251,6 +282,7 @@ class Image:
     initrd: Path
     install_log: Path
     rerun_ok: bool
+    uninstall: tuple[bool, str] = (False, "not run")
 
 
 def prepare_image(base: Path, work: Path, model_dir: Path, video: Path, expected: dict, log: Log) -> Image:
@@ -317,8 +349,28 @@ def prepare_image(base: Path, work: Path, model_dir: Path, video: Path, expected
     img = work / "rootfs.img"
     log("making the ext4 disk image")
     run(["mke2fs", "-q", "-t", "ext4", "-d", str(rootfs), "-F", str(img), "4G"])
+    uninstall = check_uninstall(rootfs, install_log, log)
     shutil.rmtree(rootfs, ignore_errors=True)
-    return Image(img, base / "vmlinuz", base / "initrd.img", install_log, rerun_ok)
+    return Image(img, base / "vmlinuz", base / "initrd.img", install_log, rerun_ok, uninstall)
+
+
+def check_uninstall(rootfs: Path, install_log: Path, log: Log) -> tuple[bool, str]:
+    """On the copy that is no longer needed: --uninstall keeps data and config, --purge-data does not."""
+    gone = ["opt/clockface", "etc/systemd/system/clockface.service", "etc/systemd/system/clockface-stick@.service",
+            "etc/systemd/system/clockface-retention.timer", "etc/udev/rules.d/99-clockface-stick.rules", "usr/local/bin/clockface",
+            "etc/systemd/system/multi-user.target.wants/clockface.service"]
+    kept = ["var/lib/clockface/models/dlib-resnet-v1.tflite", "etc/clockface/clockface.toml"]
+    p1 = chroot_sh(rootfs, "cd /usr/src/clockface && ./setup.sh --device --uninstall", install_log, CACHE / "pip")
+    left = [g for g in gone if (rootfs / g).exists() or (rootfs / g).is_symlink()]
+    lost = [k for k in kept if not (rootfs / k).exists()]
+    p2 = chroot_sh(rootfs, "cd /usr/src/clockface && ./setup.sh --device --uninstall --purge-data", install_log, CACHE / "pip")
+    purged_left = [k for k in kept if (rootfs / k).exists()]
+    user_left = "clockface:" in (rootfs / "etc/passwd").read_text()
+    ok = p1.returncode == 0 and p2.returncode == 0 and not left and not lost and not purged_left and not user_left
+    detail = (f"--uninstall exit {p1.returncode}, left behind {left}, data/config lost {lost}; "
+              f"--purge-data exit {p2.returncode}, still there {purged_left}, user left {user_left}")
+    log(f"uninstall check: {detail}")
+    return ok, detail
 
 
 def make_stick(path: Path, photos: dict[str, Path]) -> None:
