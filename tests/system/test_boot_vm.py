@@ -25,10 +25,8 @@ debootstrap, mtools and dosfstools with apt-get when CI=true, else skips.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
