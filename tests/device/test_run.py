@@ -194,3 +194,16 @@ def test_demo_logs_the_astronaut(tmp_path, dlib_model):
     result = cli(config, "demo")
     assert result.exit_code == 0, result.output
     assert "check-in  Eileen Collins" in result.output
+
+
+def test_read_only_gallery_folder_is_one_line_and_writes_nothing(tmp_path, dlib_model, readonly_dir):
+    config = write_config(tmp_path, dlib_model)
+    config.write_text(config.read_text() + f'gallery_db = "{readonly_dir / "gallery.db"}"\n')
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(shared_path("faces", "angelina_jolie", "1.jpg"), photos / "angelina_jolie.jpg")
+    result = cli(config, "enroll", str(photos))
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "gallery" in errors[0], result.output
+    assert list(readonly_dir.iterdir()) == []
