@@ -138,10 +138,13 @@ def vm_results() -> Results:
     except Exception as exc:  # noqa: BLE001 - reported by every check below
         res.error = f"{type(exc).__name__}: {exc}"
         log(f"harness error: {res.error}")
-    log("summary (" + ", ".join(res.timings) + f"), work dir {work}")
+    lines = ["summary (" + ", ".join(res.timings) + f"), work dir {work}"]
     for name in GUEST_CHECKS + HOST_CHECKS:
         c = res.checks.get(name)
-        log(f"  {'PASS' if c and c.ok else 'FAIL' if c else 'MISS'} {name:26} " + (f"t={c.guest_t} took={c.took} {c.detail}" if c else "(not reported)"))
+        lines.append(f"  {'PASS' if c and c.ok else 'FAIL' if c else 'MISS'} {name:26} " + (f"t={c.guest_t} took={c.took} {c.detail}" if c else "(not reported)"))
+    for line in lines:
+        log(line)
+    vmlib.REPORT.extend(lines)  # printed in pytest's terminal summary, pass or fail (conftest.py)
     return res
 
 

@@ -44,6 +44,10 @@ HOST_TOOLS = {
 }
 
 
+# The boot test's per-check lines, for the terminal summary (tests/system/conftest.py).
+REPORT: list[str] = []
+
+
 class Log:
     """Timestamped progress on stdout (pytest -s shows it; captured output shows it on failure)."""
 
