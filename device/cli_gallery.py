@@ -37,7 +37,7 @@ def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progr
     """Load the model and enrol `images_dir`; every failure becomes a report with `error`."""
     from tqdm import tqdm
 
-    from device.enrol import enrol_folder, to_report
+    from device.enrol_folder import enrol_folder, to_report
     from device.terminal import load_model
 
     model = load_model(config)  # SetupError: the caller decides how to show it

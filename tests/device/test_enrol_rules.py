@@ -15,17 +15,8 @@ import numpy as np
 import pytest
 
 from device.config import parse_config
-from device.enrol import (
-    ClosestPair,
-    EnrolRules,
-    Outcome,
-    PhotoResult,
-    chip_quality,
-    closest_pair,
-    examine_photo,
-    pairwise_distances,
-    review_photos,
-)
+from device.enrol import EnrolRules, Outcome, PhotoResult, chip_quality, examine_photo
+from device.photo_review import ClosestPair, closest_pair, pairwise_distances, review_photos
 from device.matcher import Matcher
 from device.terminal import load_model
 from gallery.layout import Photo

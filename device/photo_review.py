@@ -1,0 +1,199 @@
+"""Enrolment rules that need all photos at once, in the model's own metric and
+threshold: duplicate photos, one person's photos that do not look alike, two
+names that look like the same person, and the closest pair of different
+people (threshold advice). Pure functions over embeddings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from device.enrol import EnrolRules, Outcome, PhotoResult
+from gallery.store import Template
+
+
+def relative_name(path: Path, root: Path | None) -> str:
+    """How reports name a photo: relative to the photo folder, else by file name."""
+    if root is not None:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return Path(path).name
+
+
+# --- all photos together -------------------------------------------------------
+def pairwise_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """(len(a), len(b)) distances in the matcher's metric (device/matcher.py)."""
+    a = np.asarray(a, np.float64).reshape(len(a), -1)
+    b = np.asarray(b, np.float64).reshape(len(b), -1)
+    if metric == "cosine":
+        an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        return 1.0 - an @ bn.T
+    if metric == "euclidean":
+        sq = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * (a @ b.T)
+        return np.sqrt(np.maximum(sq, 0.0))
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """Two names whose photos the model takes for one person."""
+
+    a: str
+    b: str
+    distance: float
+    photo_a: str
+    photo_b: str
+
+
+def review_photos(
+    results: Sequence[PhotoResult],
+    metric: str,
+    threshold: float,
+    rules: EnrolRules,
+    others: Sequence[Template] = (),
+    root: Path | None = None,
+) -> tuple[list[PhotoResult], list[LookAlike]]:
+    """The rules that need every photo: near-identical duplicates and photos that do
+    not look like the rest of their person's photos (not enrolled when a majority
+    disagrees with them, else a warning), and names that look like someone else's
+    (a warning on each photo, plus the pairs). `others` are templates of people
+    already in the gallery who stay there (add mode)."""
+    out = list(results)
+
+    def label(path: Path) -> str:
+        return relative_name(path, root)
+
+    by_person: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(out):
+        if r.ok:
+            by_person[r.person].append(i)
+    warn: dict[int, list[str]] = defaultdict(list)
+
+    for person, idx in by_person.items():
+        vecs = np.stack([out[i].embedding for i in idx])
+        d = pairwise_distances(vecs, vecs, metric)
+        # Near-identical copies: keep the first, drop the rest.
+        kept: list[int] = []
+        for k, i in enumerate(idx):
+            twins = [j for j in kept if d[k, idx.index(j)] < rules.duplicate_fraction * threshold]
+            if twins:
+                j = twins[0]
+                out[i] = dataclasses.replace(
+                    out[i], outcome=Outcome.DUPLICATE, detail=f"nearly identical to {label(out[j].path)} (distance {d[k, idx.index(j)]:.2f})"
+                )
+            else:
+                kept.append(i)
+        by_person[person] = kept
+        if len(kept) < 2:
+            continue
+        pos = [idx.index(i) for i in kept]
+        dk = d[np.ix_(pos, pos)]
+        np.fill_diagonal(dk, np.inf)
+        matches = (dk <= threshold).sum(axis=1)
+        if len(kept) >= 3 and matches.max() > 0:
+            for k, i in enumerate(kept):
+                if matches[k] == 0:
+                    out[i] = dataclasses.replace(
+                        out[i],
+                        outcome=Outcome.NOT_ALIKE,
+                        detail=f"does not look like {person}'s other photos (nearest {dk[k].min():.2f}, threshold {threshold:g}): someone else?",
+                    )
+            by_person[person] = [i for k, i in enumerate(kept) if matches[k] > 0]
+        else:
+            for k, i in enumerate(kept):
+                if matches[k] == 0:
+                    warn[i].append(
+                        f"does not look like {person}'s other photo{'s' if len(kept) > 2 else ''} "
+                        f"(nearest {dk[k].min():.2f}, threshold {threshold:g}): is one of them someone else?"
+                    )
+
+    # Different names, same face? Compare each enrolled photo with every other person.
+    entries = [(out[i].person, label(out[i].path), out[i].embedding, i) for idx in by_person.values() for i in idx]
+    entries += [(t.person, t.photo, t.embedding, None) for t in others if t.person not in by_person]
+    pairs: dict[tuple[str, str], LookAlike] = {}
+    nearest: dict[tuple[int, str], tuple[float, int]] = {}  # (photo, other person) -> (distance, entry)
+    if len(entries) > 1:
+        d = pairwise_distances(np.stack([e[2] for e in entries]), np.stack([e[2] for e in entries]), metric)
+        names = [e[0] for e in entries]
+        for a in range(len(entries)):
+            for b in range(a + 1, len(entries)):
+                if names[a] == names[b] or d[a, b] > threshold:
+                    continue
+                key = tuple(sorted((names[a], names[b])))
+                if key not in pairs or d[a, b] < pairs[key].distance:
+                    first, second = (a, b) if names[a] == key[0] else (b, a)
+                    pairs[key] = LookAlike(key[0], key[1], float(d[a, b]), entries[first][1], entries[second][1])
+                for me, other in ((a, b), (b, a)):
+                    i = entries[me][3]
+                    if i is not None and d[a, b] < nearest.get((i, names[other]), (np.inf, -1))[0]:
+                        nearest[(i, names[other])] = (float(d[a, b]), other)
+        # One line per photo and look-alike person: the closest of their photos.
+        for (i, name), (dist, other) in sorted(nearest.items(), key=lambda kv: kv[1][0]):
+            j = entries[other][3]
+            same = " - the very same file" if out[i].sha256 and j is not None and out[j].sha256 == out[i].sha256 else ""
+            warn[i].append(f"looks like {name} ({entries[other][1]}, distance {dist:.2f}){same}: the same person under two names?")
+    # A photo dropped as "not like the others": say whose photo it seems to be.
+    for i, r in enumerate(out):
+        if r.outcome is Outcome.NOT_ALIKE and entries:
+            d = pairwise_distances(r.embedding[None, :], np.stack([e[2] for e in entries]), metric)[0]
+            d[[e[0] == r.person for e in entries]] = np.inf
+            k = int(np.argmin(d))
+            if d[k] <= threshold:
+                out[i] = dataclasses.replace(r, detail=f"{r.detail} It looks like {entries[k][0]} ({entries[k][1]}, distance {d[k]:.2f}).")
+    for i, messages in warn.items():
+        if out[i].ok:
+            out[i] = dataclasses.replace(out[i], warnings=out[i].warnings + tuple(dict.fromkeys(messages)))
+    return out, sorted(pairs.values(), key=lambda p: p.distance)
+
+
+@dataclass(frozen=True)
+class ClosestPair:
+    """Threshold advice: the two different people the gallery holds closest together."""
+
+    a: str
+    b: str
+    distance: float
+    threshold: float
+    photo_a: str
+    photo_b: str
+
+    @property
+    def confused(self) -> bool:
+        return self.distance <= self.threshold
+
+    @property
+    def margin(self) -> float:
+        return self.distance - self.threshold
+
+    def advice(self) -> str:
+        head = f"closest pair of different people: {self.a} and {self.b}, distance {self.distance:.3f} ({self.photo_a} / {self.photo_b})"
+        if self.confused:
+            return (
+                f"{head}. WARNING: at the threshold {self.threshold:g} the terminal can take one for the other; "
+                f"if they really are two people, add clearer photos of both or lower recognition.threshold below {self.distance:.2f}"
+            )
+        if self.margin < 0.1 * self.threshold:
+            return f"{head}, only {self.margin:.3f} above the threshold {self.threshold:g}: they may be mixed up in poor light"
+        return f"{head}, safely above the threshold {self.threshold:g}"
+
+
+def closest_pair(templates: Sequence[Template], metric: str, threshold: float) -> ClosestPair | None:
+    people = sorted({t.person for t in templates})
+    if len(people) < 2:
+        return None
+    vecs = np.stack([t.embedding for t in templates])
+    d = pairwise_distances(vecs, vecs, metric)
+    names = np.array([t.person for t in templates])
+    d[names[:, None] == names[None, :]] = np.inf
+    a, b = np.unravel_index(int(np.argmin(d)), d.shape)
+    ta, tb = sorted((templates[a], templates[b]), key=lambda t: t.person)
+    return ClosestPair(ta.person, tb.person, float(d[a, b]), float(threshold), ta.photo, tb.photo)
