@@ -73,6 +73,7 @@ class RecognitionSettings:
     min_face_px: int = 40  # smaller faces are tracked but not embedded: too few pixels to tell people apart
     cooldown_minutes: float = 60.0  # a person is logged again only after this long
     checkout: str = "none"  # "none" | "last-sighting" | "exit" (see device/recorder.py)
+    log_unknown: bool = False  # record that an unknown face was seen (time and place only, never an image)
 
     def __post_init__(self) -> None:
         if self.checkout not in CHECKOUT_MODES:

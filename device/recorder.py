@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from logs.store import AttendanceEvent, AttendanceStore, StoreError
+from logs.store import AttendanceEvent, AttendanceStore, StoreError, UnknownFaceEvent
 
 # A Raspberry Pi 4 has no real-time clock: until NTP syncs it boots at the last
 # saved time, which can be months old. Nothing real happens before the release.
@@ -87,6 +87,26 @@ class Recorder:
         if not self.pending:
             self.last_error = None
         return written
+
+    def record_unknown(self, nearest_distance: float) -> UnknownFaceEvent | None:
+        """A face that matched nobody: when and where only, never an image or
+        an embedding. Best effort: an unknown face is not evidence to keep."""
+        now = self.clock()
+        if not clock_is_plausible(now):
+            return None
+        event = UnknownFaceEvent(
+            timestamp_utc=now,
+            utc_offset_minutes=utc_offset_minutes(now, self.zone),
+            nearest_distance=round(float(nearest_distance), 4) if nearest_distance != float("inf") else None,
+            source=self.source,
+            terminal_id=self.terminal_id,
+        )
+        try:
+            self.store.record_unknown(event)
+        except StoreError as exc:
+            self.last_error = str(exc)
+            return None
+        return event
 
     def _last(self, person: str) -> AttendanceEvent | None:
         recent = self._recent.get(person)

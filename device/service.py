@@ -234,6 +234,8 @@ def run_terminal(
                         on_event(result.event)
                     elif result.reason != "cooldown":
                         on_message(f"{decision.person} recognised but not logged: {result.reason}")
+                elif config.recognition.log_unknown:
+                    session.recorder.record_unknown(decision.distance)
                 outcome.decisions.append((decision, result))
             outcome.frames += 1
             if outcome.first_frame_seconds is None:

@@ -92,3 +92,21 @@ def test_events_wait_in_memory_while_the_database_fails(store, monkeypatch):
     written = rec.flush()
     assert [e.person for e in written] == ["Ann Lee", "Bob Roe"] and rec.pending == []
     assert store.last_event("Ann Lee").id == result.event.id
+
+
+def test_unknown_faces_are_recorded_only_as_time_and_place(store, tmp_path):
+    import sqlite3
+
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc))
+    event = recorder(store, clock).record_unknown(0.71)
+    assert event is not None and event.nearest_distance == 0.71
+    columns = {row[1]: row[2] for row in sqlite3.connect(tmp_path / "attendance.db").execute("PRAGMA table_info(unknown_events)")}
+    assert "BLOB" not in columns.values() and not any("image" in c or "embedding" in c for c in columns)
+    assert set(columns) >= {"timestamp_utc", "utc_offset_minutes", "nearest_distance", "source", "terminal_id"}
+
+
+def test_unknown_faces_are_not_logged_unless_configured():
+    from device.config import parse_config
+
+    assert parse_config({}, {}).recognition.log_unknown is False
+    assert parse_config({"recognition": {"log_unknown": True}}, {}).recognition.log_unknown is True
