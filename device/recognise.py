@@ -43,10 +43,6 @@ class Recogniser:
         self.min_face_px = min_face_px
         self.stats = Stats()
 
-    def replace_matcher(self, matcher: Matcher) -> None:
-        """A new gallery: decisions already made stand, new tracks use it."""
-        self.matcher = matcher
-
     def process(self, image: np.ndarray, frame_index: int) -> list[Decision]:
         stats = self.stats
         t0 = time.perf_counter()

@@ -118,6 +118,40 @@ class Session:
     def people(self) -> int:
         return len(set(self.recogniser.matcher.names))
 
+    def reloaded(self, config: Config) -> "Session":
+        """A session for a new config/gallery. With the same model the model is
+        not loaded again and tracks carry over: a person already recognised is
+        not decided twice, while faces decided unknown get another look, since
+        the new gallery may know them."""
+        same_model = config.paths.model_path == self.model.path
+        new = Session(config, self.recorder, self.model if same_model else None)
+        new.recogniser.stats = self.recogniser.stats
+        if same_model:
+            tracker = self.recogniser.tracker
+            tracker.settings = new.recogniser.tracker.settings
+            for track in tracker.tracks.values():
+                if track.decision is not None and track.decision.person is None:
+                    track.decision, track.matches = None, []
+            new.recogniser.tracker = tracker
+        return new
+
+    def handle(self, decisions: list[Decision], outcome: Outcome, on_event: Callable, on_message: Callable[[str], None]) -> None:
+        """Turn the frame's decisions into attendance (and, if configured, unknown-face) events."""
+        for decision in decisions:
+            result = None
+            if decision.person is not None:
+                t0 = time.perf_counter()
+                result = self.recorder.record(decision.person, decision.distance)
+                self.recogniser.stats.add("log", time.perf_counter() - t0)
+                if result.reason == "logged":
+                    outcome.logged.append(result.event)
+                    on_event(result.event)
+                elif result.reason != "cooldown":
+                    on_message(f"{decision.person} recognised but not logged: {result.reason}")
+            elif self.config.recognition.log_unknown:
+                self.recorder.record_unknown(decision.distance)
+            outcome.decisions.append((decision, result))
+
 
 def gallery_stamp(path: Path) -> tuple[int, int] | None:
     try:
@@ -215,28 +249,14 @@ def run_terminal(
             if reload.is_set():
                 reload.clear()
                 config = reload_config() if reload_config is not None else config
-                model = session.model if config.paths.model_path == session.model.path else None
-                session = Session(config, recorder, model)
+                session = session.reloaded(config)
                 outcome.reloads += 1
                 on_message(f"reloaded: {session.people} people in the gallery")
             if frame is None:
                 capture_started = time.perf_counter()
                 continue
             session.recogniser.stats.add("capture", time.perf_counter() - capture_started)
-            for decision in session.recogniser.process(frame.image, frame.index):
-                result = None
-                if decision.person is not None:
-                    t0 = time.perf_counter()
-                    result = session.recorder.record(decision.person, decision.distance)
-                    session.recogniser.stats.add("log", time.perf_counter() - t0)
-                    if result.reason == "logged":
-                        outcome.logged.append(result.event)
-                        on_event(result.event)
-                    elif result.reason != "cooldown":
-                        on_message(f"{decision.person} recognised but not logged: {result.reason}")
-                elif config.recognition.log_unknown:
-                    session.recorder.record_unknown(decision.distance)
-                outcome.decisions.append((decision, result))
+            session.handle(session.recogniser.process(frame.image, frame.index), outcome, on_event, on_message)
             outcome.frames += 1
             if outcome.first_frame_seconds is None:
                 outcome.first_frame_seconds = time.perf_counter() - started

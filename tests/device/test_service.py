@@ -318,3 +318,40 @@ def test_starts_without_a_gallery_and_picks_it_up_when_it_appears(tmp_path, dlib
     assert any("no one enrolled yet" in m for m in messages)
     assert gallery_written.is_set() and outcome.reloads >= 1
     assert [e.person for e in outcome.logged] == ["Angelina Jolie"]
+
+
+def test_after_a_reload_unknown_tracks_get_another_look_and_known_ones_stand(tmp_path, dlib_model):
+    """Session.reloaded keeps the tracker: a recognised person is not decided
+    twice; a face decided unknown is looked at again against the new gallery."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from device.detect import FaceBox
+    from device.matcher import Match
+    from device.recorder import Recorder
+    from device.terminal import load_model
+    from gallery.store import Template, write_gallery
+    from logs.store import AttendanceStore
+
+    def hit(person):
+        return Match(person, 0.3, person)
+
+    def miss():
+        return Match(None, 0.8, "x")
+
+    config = make_config(tmp_path / "data", dlib_model)
+    model = load_model(config)
+    write_gallery(config.paths.gallery, model.binding, [Template("Ann", "a.jpg", np.ones(128, np.float32))])
+    with AttendanceStore(config.paths.attendance) as store:
+        session = service.Session(config, Recorder(store, ZoneInfo("UTC"), "t", "s", timedelta(minutes=1)), model)
+        tracker = session.recogniser.tracker
+        (known, _), (unknown, _) = tracker.update([FaceBox(0, 0, 80, 80), FaceBox(300, 0, 80, 80)], 0)
+        tracker.add_match(known, hit("Ann"))
+        tracker.add_match(known, hit("Ann"))
+        for _ in range(4):
+            tracker.add_match(unknown, miss())
+        assert known.decision.person == "Ann" and unknown.decision.person is None
+        reloaded = session.reloaded(config)
+        assert reloaded.model is model and reloaded.recogniser.tracker is tracker
+        assert known.decision.person == "Ann"
+        assert unknown.decision is None and unknown.needs_embedding

@@ -69,3 +69,4 @@ def test_one_person_walking_past_makes_one_decision():
                 embedded += 1
                 decisions += t.add_match(track, hit("ann")) is not None
     assert embedded == 2 and decisions == 1
+
