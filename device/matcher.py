@@ -69,3 +69,18 @@ class Matcher:
             return Match(None, float("inf"), None)
         nearest = self.names[i]
         return Match(nearest if dist <= self.threshold else None, dist, nearest)
+
+
+def pairwise_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """(len(a), len(b)) distances in a metric: the plain form of what Matcher
+    does with its per-person work precomputed (a test keeps the two equal)."""
+    a = np.asarray(a, np.float64).reshape(len(a), -1)
+    b = np.asarray(b, np.float64).reshape(len(b), -1)
+    if metric == "cosine":
+        an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        return 1.0 - an @ bn.T
+    if metric == "euclidean":
+        sq = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * (a @ b.T)
+        return np.sqrt(np.maximum(sq, 0.0))
+    raise ValueError(f"unknown metric {metric!r}")

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from device.enrol import EnrolRules, Outcome, PhotoResult
+from device.matcher import pairwise_distances
 from gallery.store import Template
 
 
@@ -29,19 +30,6 @@ def relative_name(path: Path, root: Path | None) -> str:
 
 
 # --- all photos together -------------------------------------------------------
-def pairwise_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
-    """(len(a), len(b)) distances in the matcher's metric (device/matcher.py)."""
-    a = np.asarray(a, np.float64).reshape(len(a), -1)
-    b = np.asarray(b, np.float64).reshape(len(b), -1)
-    if metric == "cosine":
-        an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-        return 1.0 - an @ bn.T
-    if metric == "euclidean":
-        sq = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * (a @ b.T)
-        return np.sqrt(np.maximum(sq, 0.0))
-    raise ValueError(f"unknown metric {metric!r}")
-
 
 @dataclass(frozen=True)
 class LookAlike:

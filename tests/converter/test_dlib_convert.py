@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 from converter.cli import convert
-from converter.models import SourceNotFoundError, packaged_file
 from converter.tflite_export import FidelityLimits
 from device.embedder import Embedder
 from device.model_card import ModelCardError, load_card, sha256_file
@@ -29,14 +28,6 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "dlib"
 DESCRIPTOR_TOLERANCE = 1e-4
 BUILTIN_OPS = {"ADD", "AVERAGE_POOL_2D", "CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "PAD", "SUB"}
-
-
-@pytest.fixture(scope="module")
-def dat_path() -> Path:
-    try:
-        return packaged_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")
-    except SourceNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from converter.cli import convert, default_models_dir
 from converter.dlib_dat import AddPrev, Affine, Conv, Cursor, DatFormatError, Fc, Pool, Skip, Tag, parse_dat, read_dat
-from converter.models import SourceNotFoundError, get_spec, packaged_file
+from converter.models import get_spec
 from converter.tflite_export import ExportCheckError, FidelityLimits, compare_outputs, write_model
 from device.model_card import ChipGeometry, Normalisation, load_card
 
@@ -41,14 +41,6 @@ def pack_float(value: float) -> bytes:
 def pack_tensor(array: np.ndarray) -> bytes:
     shape = (list(array.shape) + [1, 1, 1, 1])[:4]
     return pack(2) + b"".join(pack(d) for d in shape) + np.asarray(array, "<f4").tobytes()
-
-
-@pytest.fixture(scope="module")
-def dat_path() -> Path:
-    try:
-        return packaged_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")
-    except SourceNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 def assert_one_line(message: str) -> None:

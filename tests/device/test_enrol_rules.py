@@ -16,8 +16,8 @@ import pytest
 
 from device.config import parse_config
 from device.enrol import EnrolRules, Outcome, PhotoResult, chip_quality, examine_photo
-from device.photo_review import ClosestPair, closest_pair, pairwise_distances, review_photos
-from device.matcher import Matcher
+from device.matcher import Matcher, pairwise_distances
+from device.photo_review import ClosestPair, closest_pair, review_photos
 from device.terminal import load_model
 from gallery.layout import Photo
 from gallery.store import Template
