@@ -165,17 +165,23 @@ def _locate_release(name: str) -> Callable[[], Path]:
     return locate
 
 
+def _weights_file_layers(path: Path, missing: type[Exception]) -> list[str]:
+    """The weighted layers an existing HDF5 weights file holds; `missing` is raised when there is no file."""
+    import h5py
+
+    if not path.is_file():
+        raise missing(f"weights file not found: {path}")
+    if not h5py.is_hdf5(path):
+        raise VggFaceError(f"{path} is not an HDF5 file (an HTML error page or a truncated download?)")
+    return _file_weighted_layers(path)
+
+
 def read_source(name: str, path: Path) -> VggFaceSource:
     """TensorFlow-free check that `path` is a Keras 2 HDF5 weights file fit for model `name`."""
-    import h5py
 
     spec = SPECS[name]
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if not h5py.is_hdf5(path):
-        raise VggFaceError(f"{path} is not an HDF5 file (an HTML error page or a truncated download?)")
-    stored = _file_weighted_layers(path)
+    stored = _weights_file_layers(path, FileNotFoundError)
     expected = WEIGHTED_LAYERS[spec.architecture]
     if not spec.load_by_name and len(stored) != expected:
         raise VggFaceError(
@@ -369,14 +375,9 @@ def _file_weighted_layers(path: Path) -> list[str]:
 
 def load_weights(model: "tf_keras.Model", spec: VggFaceSpec, path: Path) -> None:
     """Load a release-style .h5 into `model` as keras-vggface does; any misfit is a one-line VggFaceError."""
-    import h5py
 
     path = Path(path)
-    if not path.is_file():
-        raise VggFaceError(f"weights file not found: {path}")
-    if not h5py.is_hdf5(path):
-        raise VggFaceError(f"{path} is not an HDF5 file (an HTML error page or a truncated download?)")
-    stored = _file_weighted_layers(path)
+    stored = _weights_file_layers(path, VggFaceError)
     expected = _weighted_layers(model)
     if spec.load_by_name:
         missing = [name for name in expected if name not in set(stored)]

@@ -210,40 +210,53 @@ def write_gallery(
     _check_folder(path)
     people = people or {}
     with gallery_lock(path):
-        tmp = path.with_name(path.name + ".new")
-        tmp.unlink(missing_ok=True)
         try:
-            db = _connect(tmp)
-            try:
-                with db.conn:
-                    _create_schema(db, model)
-                    ids: dict[str, int] = {}
-                    now = _now()
-                    for t in list(keep or []) + list(templates):
-                        if t.embedding.size != model.embedding_size:
-                            raise GalleryError(f"template for {t.person} has {t.embedding.size} values, expected {model.embedding_size}")
-                        if t.person not in ids:
-                            record = people.get(t.person, PersonRecord())
-                            ids[t.person] = db["people"].insert(
-                                {"name": t.person, "enrolled_at": record.enrolled_at or now, "employee_id": record.employee_id}
-                            ).last_pk
-                        db["templates"].insert(
-                            {
-                                "person_id": ids[t.person],
-                                "photo": t.photo,
-                                "embedding": np.asarray(t.embedding, dtype="<f4").tobytes(),
-                                "created_at": now,
-                            }
-                        )
-            finally:
-                db.close()
-            _install(tmp, path)
+            with _replacement(path) as tmp:
+                db = _connect(tmp)
+                try:
+                    with db.conn:
+                        _fill(db, model, list(keep or []) + list(templates), people)
+                finally:
+                    db.close()
         except sqlite3.OperationalError as exc:
-            tmp.unlink(missing_ok=True)
             raise GalleryError(f"cannot write gallery {path}: {exc}") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+
+def _fill(db: sqlite_utils.Database, model: ModelBinding, templates: list[Template], people: Mapping[str, PersonRecord]) -> None:
+    """Write a complete gallery into an empty database."""
+    _create_schema(db, model)
+    ids: dict[str, int] = {}
+    now = _now()
+    for t in templates:
+        if t.embedding.size != model.embedding_size:
+            raise GalleryError(f"template for {t.person} has {t.embedding.size} values, expected {model.embedding_size}")
+        if t.person not in ids:
+            record = people.get(t.person, PersonRecord())
+            ids[t.person] = db["people"].insert(
+                {"name": t.person, "enrolled_at": record.enrolled_at or now, "employee_id": record.employee_id}
+            ).last_pk
+        db["templates"].insert(
+            {
+                "person_id": ids[t.person],
+                "photo": t.photo,
+                "embedding": np.asarray(t.embedding, dtype="<f4").tobytes(),
+                "created_at": now,
+            }
+        )
+
+
+@contextlib.contextmanager
+def _replacement(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` for the block to fill; it becomes `path`
+    (durably, in one rename) when the block succeeds and is removed when it fails."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        _install(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _install(tmp: Path, path: Path) -> None:
@@ -298,21 +311,15 @@ def remove_person(path: Path, name: str) -> Removed:
             raise GalleryError(f"cannot remove {name} from {path}: {exc}") from None
         finally:
             db.close()
-        tmp = path.with_name(path.name + ".new")
-        tmp.unlink(missing_ok=True)
         try:
-            src = _connect(path)
-            try:
-                src.execute("VACUUM INTO ?", [str(tmp)])
-            finally:
-                src.close()
-            _install(tmp, path)
+            with _replacement(path) as tmp:
+                src = _connect(path)
+                try:
+                    src.execute("VACUUM INTO ?", [str(tmp)])
+                finally:
+                    src.close()
         except sqlite3.Error as exc:
-            tmp.unlink(missing_ok=True)
             raise GalleryError(f"{pname} was erased from {path}, but the running terminal may not notice until restarted ({exc})") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     return Removed(pname, count)
 
 

@@ -73,22 +73,22 @@ def _umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-@pytest.fixture
-def readonly_dir(tmp_path: Path):
-    """A real read-only file system (root can write anywhere else, so chmod proves nothing)."""
-    path = tmp_path / "readonly"
-    _mount_tmpfs(path, "ro,size=1m")
-    yield path
-    _umount(path)
+def _tmpfs_fixture(name: str, options: str, doc: str):
+    @pytest.fixture
+    def fixture(tmp_path: Path):
+        path = tmp_path / name
+        _mount_tmpfs(path, options)
+        yield path
+        _umount(path)
+
+    fixture.__doc__ = doc
+    return fixture
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
-    """A 256 KiB file system that fills up quickly: a real ENOSPC."""
-    path = tmp_path / "tiny"
-    _mount_tmpfs(path, "size=256k")
-    yield path
-    _umount(path)
+readonly_dir = _tmpfs_fixture(
+    "readonly", "ro,size=1m", "A real read-only file system (root can write anywhere else, so chmod proves nothing)."
+)
+tiny_disk = _tmpfs_fixture("tiny", "size=256k", "A 256 KiB file system that fills up quickly: a real ENOSPC.")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
