@@ -17,7 +17,15 @@ from pathlib import Path
 
 import click
 
-STAGES = ("locate source", "read source", "import tensorflow", "build keras model", "export tflite", "verify on LiteRT", "write files")
+STAGES = (
+    "locate source",
+    "read source",
+    "import tensorflow",
+    "build keras model",
+    "export tflite",
+    "verify on LiteRT",
+    "write files",
+)
 
 
 def default_models_dir() -> Path:
@@ -164,8 +172,8 @@ def load_calibration_chips(folder: Path, chip, limit: int = CALIBRATION_LIMIT) -
     One chip (the largest face) per photo, so a crowd photo does not dominate;
     photos are taken in sorted order so the same folder gives the same model.
     """
-    from device.faces import crop_faces
-    from device.images import ImageReadError, is_image_file, read_image
+    from device.camera.images import ImageReadError, is_image_file, read_image
+    from device.vision.faces import crop_faces
 
     if not folder.is_dir():
         raise FileNotFoundError(f"calibration folder not found: {folder}")
@@ -185,16 +193,24 @@ def load_calibration_chips(folder: Path, chip, limit: int = CALIBRATION_LIMIT) -
 
 
 def calibration_tensors(chips: list, spec, normalisation):
-    """Chips -> normalised float32 inputs with device.embedder.chip_to_tensor (the device's own arithmetic)."""
+    """Chips -> normalised float32 inputs with device.vision.embedder.chip_to_tensor (the device's own arithmetic)."""
     import numpy as np
 
-    from device.embedder import chip_to_tensor
-    from device.model_card import ModelCard
+    from device.vision.embedder import chip_to_tensor
+    from device.vision.model_card import ModelCard
 
     card = ModelCard(  # provisional: only colour order and normalisation are read
-        name=spec.name, embedding_size=spec.embedding_size, colour_order=spec.colour_order,
-        normalisation=normalisation, chip=spec.chip, metric=spec.metric, threshold=spec.threshold,
-        threshold_calibrated=spec.threshold_calibrated, source="", source_sha256="", model_sha256="",
+        name=spec.name,
+        embedding_size=spec.embedding_size,
+        colour_order=spec.colour_order,
+        normalisation=normalisation,
+        chip=spec.chip,
+        metric=spec.metric,
+        threshold=spec.threshold,
+        threshold_calibrated=spec.threshold_calibrated,
+        source="",
+        source_sha256="",
+        model_sha256="",
         converter_version="",
     )
     return np.stack([chip_to_tensor(c, card) for c in chips]).astype(np.float32)
@@ -218,12 +234,14 @@ def run_conversion(
     """All stages in memory; files are written only by the last stage, after the check passed."""
     from converter.models import get_spec
     from converter.tflite_export import export_tflite, synthetic_check_inputs, verify_export, write_model
-    from device.model_card import sha256_file
+    from device.vision.model_card import sha256_file
 
     started = time.perf_counter()
     spec = get_spec(model)
     if options.quantize == "int8" and options.calibration is None:
-        raise click.UsageError("--quantize int8 needs --calibration DIR (photos of real faces, e.g. the enrolment folder)")
+        raise click.UsageError(
+            "--quantize int8 needs --calibration DIR (photos of real faces, e.g. the enrolment folder)"
+        )
     chips = load_calibration_chips(options.calibration, spec.chip) if options.calibration else []
     source, source_label = locate_weights(spec, source, options)
     if not source.is_file():
@@ -243,7 +261,9 @@ def run_conversion(
 
     import numpy as np
 
-    calibration, held_out = split_calibration(calibration_tensors(chips, spec, normalisation)) if chips else (None, None)
+    calibration, held_out = (
+        split_calibration(calibration_tensors(chips, spec, normalisation)) if chips else (None, None)
+    )
     representative = (lambda: (x[None] for x in calibration)) if calibration is not None else None
     tflite_bytes = export_tflite(built.model, options.quantize, representative=representative)
     progress.step()
@@ -324,13 +344,26 @@ def run_conversion(
     "faces are cropped by the device's own detect/align. Every 4th face (at most 8) is held out and added "
     "to the fidelity check (with any --quantize).",
 )
-@click.option("--sha256", default=None, metavar="HEX", help="SHA-256 the weights file must have (required to download "
-              "a file whose hash is not pinned; also checked on --weights FILE).")
-@click.option("--weights-url", default=None, metavar="URL", help="Base URL of the weights release (default: the "
-              "keras-vggface v2.0 GitHub release).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              show_default="$XDG_CACHE_HOME/clockface/weights, else ~/.cache/clockface/weights",
-              help="Where downloaded weights are kept.")
+@click.option(
+    "--sha256",
+    default=None,
+    metavar="HEX",
+    help="SHA-256 the weights file must have (required to download "
+    "a file whose hash is not pinned; also checked on --weights FILE).",
+)
+@click.option(
+    "--weights-url",
+    default=None,
+    metavar="URL",
+    help="Base URL of the weights release (default: the keras-vggface v2.0 GitHub release).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    show_default="$XDG_CACHE_HOME/clockface/weights, else ~/.cache/clockface/weights",
+    help="Where downloaded weights are kept.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--list", "list_models", is_flag=True, help="List the models this command knows and exit.")
 def convert(
@@ -361,11 +394,18 @@ def convert(
     from converter.tflite_export import ExportCheckError
 
     expected = (
-        DatFormatError, SourceNotFoundError, UnknownModelError, ExportCheckError, FileNotFoundError, ValueError,
+        DatFormatError,
+        SourceNotFoundError,
+        UnknownModelError,
+        ExportCheckError,
+        FileNotFoundError,
+        ValueError,
         DownloadError,
     )
     options = ConvertOptions(quantize, calibration, sha256, weights_url, cache_dir, show_progress=not as_json)
-    with tqdm(total=len(STAGES), desc=f"convert {model}", unit="stage", file=sys.stderr, disable=None, leave=False) as bar:
+    with tqdm(
+        total=len(STAGES), desc=f"convert {model}", unit="stage", file=sys.stderr, disable=None, leave=False
+    ) as bar:
         try:
             summary = run_conversion(model, output, source, _Stages(bar), options)
         except click.ClickException:
@@ -375,7 +415,9 @@ def convert(
         except OSError as exc:
             raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or _one_line(exc)}".lstrip(": ")) from None
         except Exception as exc:  # converter internals (TensorFlow) raise arbitrary types
-            raise click.ClickException(f"conversion of {model} failed: {type(exc).__name__}: {_one_line(exc)}") from None
+            raise click.ClickException(
+                f"conversion of {model} failed: {type(exc).__name__}: {_one_line(exc)}"
+            ) from None
     if as_json:
         click.echo(json.dumps(asdict(summary), indent=2))
     else:

@@ -239,12 +239,16 @@ class Cursor:
         start = self.pos
         length = self.int(f"length of {what}")
         if length < 0 or length > max_len:
-            raise DatFormatError(f"expected {what} (a short string) at byte offset {start}, found length {length}", start)
+            raise DatFormatError(
+                f"expected {what} (a short string) at byte offset {start}, found length {length}", start
+            )
         raw = bytes(self.take(length, what))
         try:
             return raw.decode("ascii")
         except UnicodeDecodeError:
-            raise DatFormatError(f"expected {what} (an ASCII string) at byte offset {start}, found {raw[:32]!r}", start) from None
+            raise DatFormatError(
+                f"expected {what} (an ASCII string) at byte offset {start}, found {raw[:32]!r}", start
+            ) from None
 
     def bool(self, what: str) -> bool:
         start = self.pos
@@ -274,7 +278,9 @@ class Cursor:
         self.expect_int(2, f"{what} tensor version")
         shape = tuple(self.int(f"{what} tensor dimension") for _ in range(4))
         if any(d < 0 for d in shape):
-            raise DatFormatError(f"expected non-negative {what} tensor shape at byte offset {start}, found {shape}", start)
+            raise DatFormatError(
+                f"expected non-negative {what} tensor shape at byte offset {start}, found {shape}", start
+            )
         count = math.prod(shape)
         raw = self.take(4 * count, f"{what} tensor data {shape}")
         return np.frombuffer(raw, dtype="<f4", count=count).reshape(shape)
@@ -375,7 +381,9 @@ def _read_layer(cur: Cursor) -> Layer:
         return _read_pool(cur, "avg", offset)
     if tag == "fc_2":
         return _read_fc(cur, offset)
-    raise DatFormatError(f"expected a layer tag ({', '.join(LAYER_TAGS)}) at byte offset {offset}, found {tag!r}", offset)
+    raise DatFormatError(
+        f"expected a layer tag ({', '.join(LAYER_TAGS)}) at byte offset {offset}, found {tag!r}", offset
+    )
 
 
 def _read_add_layer_state(cur: Cursor) -> None:
@@ -428,7 +436,9 @@ def _resolve_tags(layers: list[Layer | _Wrapper]) -> list[Layer]:
             if isinstance(nxt, _Wrapper):
                 after = layers[i + 2] if i + 2 < len(layers) else None
                 if isinstance(after, _Wrapper) or not any(isinstance(t, Tag) and t.id == 1 for t in out):
-                    raise DatFormatError(f"unexpected tag/skip layer structure at byte offset {item.offset}", item.offset)
+                    raise DatFormatError(
+                        f"unexpected tag/skip layer structure at byte offset {item.offset}", item.offset
+                    )
                 out += [Tag(2, item.offset), Skip(1, nxt.offset)]
                 last_tag = 2
                 i += 2
@@ -469,7 +479,9 @@ def parse_dat(data: bytes | bytearray | memoryview) -> DlibNet:
         if version == 3:
             break
         if version not in (1, 2):
-            raise DatFormatError(f"expected a layer version (1, 2 or 3) at byte offset {offset}, found {version}", offset)
+            raise DatFormatError(
+                f"expected a layer version (1, 2 or 3) at byte offset {offset}, found {version}", offset
+            )
         nesting.append(version)
 
     input_layer = _read_input(cur)
@@ -483,7 +495,9 @@ def parse_dat(data: bytes | bytearray | memoryview) -> DlibNet:
             layers.append(_read_layer(cur))
             _read_add_layer_state(cur)
     if cur.remaining:
-        raise DatFormatError(f"expected end of file at byte offset {cur.pos}, found {cur.remaining} more bytes", cur.pos)
+        raise DatFormatError(
+            f"expected end of file at byte offset {cur.pos}, found {cur.remaining} more bytes", cur.pos
+        )
     return DlibNet(loss, input_layer, tuple(_resolve_tags(layers)), sample_expansion_factor, len(cur.buf))
 
 

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from converter.dlib_dat import AddPrev, Affine, Conv, DlibNet, Fc, Pool, Relu, Skip, Tag
-from device.model_card import Normalisation
+from device.vision.model_card import Normalisation
 
 
 class ModelBuildError(ValueError):
@@ -122,7 +122,9 @@ def _fc_layer(fc: Fc, x, name: str):
         raise ModelBuildError(f"fc_2 at byte offset {fc.offset} expects {fc.weights.shape[0]} inputs, got {x.shape[1]}")
     layer = keras.layers.Dense(fc.weights.shape[1], use_bias=fc.bias is not None, name=name)
     y = layer(x)
-    layer.set_weights([np.asarray(fc.weights, np.float32)] + ([] if fc.bias is None else [np.asarray(fc.bias, np.float32)]))
+    layer.set_weights(
+        [np.asarray(fc.weights, np.float32)] + ([] if fc.bias is None else [np.asarray(fc.bias, np.float32)])
+    )
     return y
 
 

@@ -27,13 +27,13 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from tqdm import tqdm
 
-from device.model_card import sha256_file
+from device.vision.model_card import sha256_file
 
 # The keras-vggface v2.0 GitHub release: the URLs keras_vggface/utils.py uses.
 DEFAULT_BASE_URL = "https://github.com/rcmalli/keras-vggface/releases/download/v2.0/"
@@ -109,8 +109,6 @@ def expected_sha256(filename: str, user_sha256: str | None) -> str:
     return digest
 
 
-
-
 class _Retryable(Exception):
     """A failure worth another attempt (network, short read, 5xx)."""
 
@@ -119,7 +117,7 @@ def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
-    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - the URL is ours or the user's
+    return urllib.request.urlopen(request, timeout=timeout)
 
 
 def _fetch_once(url: str, part: Path, timeout: float, progress: bool, label: str) -> None:
@@ -159,16 +157,19 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool, label: str
             raise DownloadError(f"unexpected HTTP status {status} for {url}")
         total = offset + int(length) if length is not None else None
         received = offset
-        with open(part, mode) as out, tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=label,
-            disable=not progress,
-            leave=False,
-        ) as bar:
+        with (
+            open(part, mode) as out,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=label,
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             try:
                 while True:
                     block = response.read(_CHUNK)
@@ -234,7 +235,9 @@ def fetch(
     actual = sha256_file(part)
     if actual != expected:
         part.unlink()
-        raise DownloadError(f"{filename}: SHA-256 {actual} does not match the expected {expected}; the file was deleted")
+        raise DownloadError(
+            f"{filename}: SHA-256 {actual} does not match the expected {expected}; the file was deleted"
+        )
     os.replace(part, final)
     return final
 

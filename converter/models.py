@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from converter.tflite_export import FidelityLimits
-from device.model_card import ChipGeometry, Normalisation
+from device.vision.model_card import ChipGeometry, Normalisation
 
 
 class SourceNotFoundError(FileNotFoundError):

@@ -19,14 +19,15 @@ import io
 import math
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from device.model_card import ChipGeometry, ModelCard, Normalisation, load_card
+from device.vision.model_card import ChipGeometry, ModelCard, Normalisation, load_card
 
 Quantize = Literal["none", "float16", "dynamic", "int8"]
 QUANTIZE_MODES: tuple[str, ...] = ("none", "float16", "dynamic", "int8")
@@ -35,7 +36,7 @@ QUANTIZE_MODES: tuple[str, ...] = ("none", "float16", "dynamic", "int8")
 class ExportCheckError(RuntimeError):
     """The TFLite export does not reproduce the Keras model within limits: nothing is written."""
 
-    def __init__(self, message: str, report: "FidelityReport | None" = None) -> None:
+    def __init__(self, message: str, report: FidelityReport | None = None) -> None:
         super().__init__(message)
         self.report = report
 
@@ -199,7 +200,7 @@ def tflite_ops(tflite_bytes: bytes) -> tuple[str, ...]:
 
 
 class _LiteRTRunner:
-    """Runs TFLite bytes on LiteRT one sample at a time, (de)quantising int8 I/O like device.embedder."""
+    """Runs TFLite bytes on LiteRT one sample at a time, (de)quantising int8 I/O like device.vision.embedder."""
 
     def __init__(self, tflite_bytes: bytes, threads: int = 2) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -362,7 +363,9 @@ def write_model(
         )
     width, height = chip.size
     if report.input_shape and tuple(report.input_shape) != (1, height, width, 3):
-        raise ExportCheckError(f"{name}: TFLite input {tuple(report.input_shape)} does not match chip size {chip.size}", report)
+        raise ExportCheckError(
+            f"{name}: TFLite input {tuple(report.input_shape)} does not match chip size {chip.size}", report
+        )
     if report.output_shape and int(report.output_shape[-1]) != embedding_size:
         raise ExportCheckError(f"{name}: TFLite output {tuple(report.output_shape)} is not {embedding_size}-d", report)
 

@@ -28,16 +28,17 @@ from __future__ import annotations
 import os
 import sys
 import types
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from converter.models import ModelSpec, SourceNotFoundError, register
 from converter.tflite_export import FidelityLimits
-from device.model_card import ChipGeometry, Normalisation
+from device.vision.model_card import ChipGeometry, Normalisation
 
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
@@ -119,9 +120,7 @@ class VggFaceSpec(ModelSpec):
     architecture: Architecture = "resnet50"
     release_file: str = ""
     load_by_name: bool = False  # how keras-vggface itself loads this release file
-    limits_by_quantization: dict[str, FidelityLimits] = field(
-        default_factory=lambda: dict(VGGFACE_LIMITS), hash=False
-    )
+    limits_by_quantization: dict[str, FidelityLimits] = field(default_factory=lambda: dict(VGGFACE_LIMITS), hash=False)
 
     def limits_for(self, quantize: str) -> FidelityLimits:
         return self.limits_by_quantization[quantize]
@@ -229,9 +228,15 @@ def read_vgg16(path: Path) -> VggFaceSource:
 SENET_LIMITS = {**VGGFACE_LIMITS, "float16": FidelityLimits(max_abs=None, relative_l2=2e-3, centred_cosine_min=0.999)}
 
 
-def _spec(name: str, architecture: Architecture, embedding_size: int, load_by_name: bool,
-          mean_bgr: tuple[float, float, float], description: str,
-          limits: dict[str, FidelityLimits] = VGGFACE_LIMITS) -> VggFaceSpec:
+def _spec(
+    name: str,
+    architecture: Architecture,
+    embedding_size: int,
+    load_by_name: bool,
+    mean_bgr: tuple[float, float, float],
+    description: str,
+    limits: dict[str, FidelityLimits] = VGGFACE_LIMITS,
+) -> VggFaceSpec:
     release = f"rcmalli_vggface_tf_notop_{architecture}.h5"
     return VggFaceSpec(
         name=name,
@@ -258,14 +263,33 @@ def _spec(name: str, architecture: Architecture, embedding_size: int, load_by_na
 SPECS: dict[str, VggFaceSpec] = {
     spec.name: register(spec)
     for spec in (
-        _spec("vggface-resnet50", "resnet50", 2048, False, VGGFACE2_MEAN_BGR,
-              "keras-vggface VGGFace2 ResNet-50 (2048-d, 224x224 BGR)"),
-        _spec("vggface-senet50", "senet50", 2048, False, VGGFACE2_MEAN_BGR,
-              "keras-vggface VGGFace2 SE-ResNet-50 (2048-d, 224x224 BGR)", SENET_LIMITS),
+        _spec(
+            "vggface-resnet50",
+            "resnet50",
+            2048,
+            False,
+            VGGFACE2_MEAN_BGR,
+            "keras-vggface VGGFace2 ResNet-50 (2048-d, 224x224 BGR)",
+        ),
+        _spec(
+            "vggface-senet50",
+            "senet50",
+            2048,
+            False,
+            VGGFACE2_MEAN_BGR,
+            "keras-vggface VGGFace2 SE-ResNet-50 (2048-d, 224x224 BGR)",
+            SENET_LIMITS,
+        ),
         # VGG16 is the original VGGFace (v1) network: keras-vggface documents
         # preprocess_input(version=1) for it, i.e. the VGGFace1 means.
-        _spec("vggface-vgg16", "vgg16", 512, True, VGGFACE1_MEAN_BGR,
-              "keras-vggface VGGFace (v1) VGG-16, pool5 averaged (512-d, 224x224 BGR)"),
+        _spec(
+            "vggface-vgg16",
+            "vgg16",
+            512,
+            True,
+            VGGFACE1_MEAN_BGR,
+            "keras-vggface VGGFace (v1) VGG-16, pool5 averaged (512-d, 224x224 BGR)",
+        ),
     )
 }
 
@@ -344,13 +368,13 @@ def _vggface_factory():
     return VGGFace
 
 
-def build(architecture: Architecture) -> "tf_keras.Model":
+def build(architecture: Architecture) -> tf_keras.Model:
     """The keras-vggface network with random weights: include_top=False, pooling='avg', 224x224x3."""
     VGGFace = _vggface_factory()
     return VGGFace(model=architecture, include_top=False, pooling="avg", weights=None, input_shape=INPUT_SHAPE)
 
 
-def _weighted_layers(model: "tf_keras.Model") -> list[str]:
+def _weighted_layers(model: tf_keras.Model) -> list[str]:
     return [layer.name for layer in model.layers if layer.weights]
 
 
@@ -373,7 +397,7 @@ def _file_weighted_layers(path: Path) -> list[str]:
         return [n for n in names if n in group and len(group[n].attrs.get("weight_names", [])) > 0]
 
 
-def load_weights(model: "tf_keras.Model", spec: VggFaceSpec, path: Path) -> None:
+def load_weights(model: tf_keras.Model, spec: VggFaceSpec, path: Path) -> None:
     """Load a release-style .h5 into `model` as keras-vggface does; any misfit is a one-line VggFaceError."""
 
     path = Path(path)
@@ -399,13 +423,13 @@ def load_weights(model: "tf_keras.Model", spec: VggFaceSpec, path: Path) -> None
         raise VggFaceError(f"{path.name} does not fit {spec.architecture}: {first_line}") from None
 
 
-def build_with_weights(spec: VggFaceSpec, weights: Path) -> "tf_keras.Model":
+def build_with_weights(spec: VggFaceSpec, weights: Path) -> tf_keras.Model:
     model = build(spec.architecture)
     load_weights(model, spec, weights)
     return model
 
 
-def seeded_weights(model: "tf_keras.Model", seed: int) -> list[np.ndarray]:
+def seeded_weights(model: tf_keras.Model, seed: int) -> list[np.ndarray]:
     """Deterministic stand-in weights for tests and benchmarks (the release cannot be downloaded here).
 
     He-normal kernels keep activations in a sane range through 50 layers;
@@ -427,9 +451,7 @@ def seeded_weights(model: "tf_keras.Model", seed: int) -> list[np.ndarray]:
             elif leaf == "gamma":
                 branch_end = "1x1_increase" in layer.name
                 value = rng.uniform(0.1, 0.3, shape) if branch_end else rng.uniform(0.8, 1.2, shape)
-            elif leaf == "beta":
-                value = rng.normal(0.0, 0.05, shape)
-            elif leaf == "moving_mean":
+            elif leaf == "beta" or leaf == "moving_mean":
                 value = rng.normal(0.0, 0.05, shape)
             elif leaf == "moving_variance":
                 value = rng.uniform(0.8, 1.2, shape)
@@ -439,7 +461,7 @@ def seeded_weights(model: "tf_keras.Model", seed: int) -> list[np.ndarray]:
     return values
 
 
-def write_seeded_weights(spec: VggFaceSpec, path: Path, seed: int = 0) -> "tf_keras.Model":
+def write_seeded_weights(spec: VggFaceSpec, path: Path, seed: int = 0) -> tf_keras.Model:
     """Build `spec` with seeded weights and save them as keras-vggface's release files are laid out.
 
     `save_weights` to a `.h5` name writes the Keras 2 HDF5 layout of the

@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, get_type_hints
+from typing import Any, get_type_hints
 
-from device.detect import DetectionSettings
-from device.enrol import EnrolRules
-from device.preview import PreviewSettings
-from device.recorder import CHECKOUT_MODES
+from device.enrolment.photo_rules import EnrolRules
+from device.terminal.preview import PreviewSettings
+from device.terminal.recorder import CHECKOUT_MODES
+from device.vision.detect import DetectionSettings
 from logs.settings import LogsSettings, SettingsError
 
 CONFIG_ENV = "CLOCKFACE_CONFIG"
@@ -72,7 +73,7 @@ class RecognitionSettings:
     confirm_n: int = 4  # ... of its first n embeddings agree; n without agreement = unknown
     min_face_px: int = 40  # smaller faces are tracked but not embedded: too few pixels to tell people apart
     cooldown_minutes: float = 60.0  # a person is logged again only after this long
-    checkout: str = "none"  # "none" | "last-sighting" | "exit" (see device/recorder.py)
+    checkout: str = "none"  # "none" | "last-sighting" | "exit" (see device/terminal/recorder.py)
     log_unknown: bool = False  # record that an unknown face was seen (time and place only, never an image)
 
     def __post_init__(self) -> None:
@@ -82,6 +83,7 @@ class RecognitionSettings:
             raise ValueError("recognition.confirm_k must be between 1 and confirm_n")
         if self.threads < 1:
             raise ValueError("recognition.threads must be at least 1")
+
     track_iou: float = 0.3  # a box continues a track when it overlaps the last box this much
     track_max_missing: int = 15  # frames a track survives without a detection
 
@@ -100,7 +102,14 @@ class Config:
     def to_toml_dict(self) -> dict[str, Any]:
         """The effective configuration, as TOML tables (for `config show`)."""
         out: dict[str, Any] = {}
-        for name, value in (("paths", self.paths), ("camera", self.camera), ("detection", self.detection), ("recognition", self.recognition), ("enrol", self.enrol), ("preview", self.preview)):
+        for name, value in (
+            ("paths", self.paths),
+            ("camera", self.camera),
+            ("detection", self.detection),
+            ("recognition", self.recognition),
+            ("enrol", self.enrol),
+            ("preview", self.preview),
+        ):
             out[name] = {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
         out["paths"].update(gallery_db=str(self.paths.gallery), attendance_db=str(self.paths.attendance))
         logs = dataclasses.asdict(self.logs)
@@ -129,7 +138,11 @@ def find_config_file(env: Mapping[str, str]) -> Path | None:
     """$CLOCKFACE_CONFIG, else ~/.config/clockface/clockface.toml, else /etc/clockface/clockface.toml."""
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV])
-    user = Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME", "~")).expanduser() / ".config") / "clockface" / "clockface.toml"
+    user = (
+        Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME", "~")).expanduser() / ".config")
+        / "clockface"
+        / "clockface.toml"
+    )
     for candidate in (user, SYSTEM_CONFIG):
         if candidate.is_file():
             return candidate

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from device.enrol import EnrolRules, examine_photo
-from device.faces import FacePipeline
-from device.images import ImageReadError, read_image
-from device.matcher import Matcher, Metric
+from device.camera.images import ImageReadError, read_image
+from device.enrolment.photo_rules import EnrolRules, examine_photo
+from device.vision.faces import FacePipeline
+from device.vision.matcher import Matcher, Metric
 from gallery.layout import IMAGE_SUFFIXES, Photo, display_name
 
 
@@ -117,7 +117,9 @@ def best_threshold(trials: Trials, max_far: float = 0.01) -> tuple[float | None,
     """Highest-TAR threshold whose FAR stays <= max_far on this set."""
     n_imp = max(len(trials.impostor), 1)
     n_gen = max(len(trials.genuine), 1)
-    candidates = sorted({d for _, d in trials.genuine if np.isfinite(d)} | {d for d in trials.impostor if np.isfinite(d)})
+    candidates = sorted(
+        {d for _, d in trials.genuine if np.isfinite(d)} | {d for d in trials.impostor if np.isfinite(d)}
+    )
     best: tuple[float | None, float] = (None, 0.0)
     for t in candidates:
         outcomes, fa = score(trials, t)
@@ -186,4 +188,3 @@ def evaluate(
         images=images,
         false_accept_details=fa_details,
     )
-

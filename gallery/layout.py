@@ -17,7 +17,7 @@ from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 # Phone photos. Read only by enrolment, and only when the optional pillow-heif
-# package is installed (device/enrol.py says so per photo when it is not).
+# package is installed (device/enrolment/photo_rules.py says so per photo when it is not).
 HEIC_SUFFIXES = frozenset({".heic", ".heif"})
 PHOTO_SUFFIXES = IMAGE_SUFFIXES | HEIC_SUFFIXES
 PEOPLE_CSV = "people.csv"
@@ -136,9 +136,13 @@ def read_people_csv(path: Path | None) -> PeopleList:
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
     except OSError as exc:
-        return PeopleList(path, problems=[f"{path.name}: cannot read ({exc.strerror or exc}); employee IDs not updated"])
+        return PeopleList(
+            path, problems=[f"{path.name}: cannot read ({exc.strerror or exc}); employee IDs not updated"]
+        )
     except UnicodeDecodeError:
-        return PeopleList(path, problems=[f"{path.name}: not UTF-8 text (save it as 'CSV UTF-8'); employee IDs not updated"])
+        return PeopleList(
+            path, problems=[f"{path.name}: not UTF-8 text (save it as 'CSV UTF-8'); employee IDs not updated"]
+        )
     first = next((line for line in text.splitlines() if line.strip()), None)
     if first is None:
         return PeopleList(path, problems=[f"{path.name}: empty"])
@@ -147,7 +151,10 @@ def read_people_csv(path: Path | None) -> PeopleList:
     rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     header = [h.strip().lower().replace(" ", "_") for h in rows[0][1]]
     if "name" not in header or "employee_id" not in header:
-        return PeopleList(path, problems=[f"{path.name}: needs a header line `name,employee_id` (found {','.join(rows[0][1])}); ignored"])
+        return PeopleList(
+            path,
+            problems=[f"{path.name}: needs a header line `name,employee_id` (found {','.join(rows[0][1])}); ignored"],
+        )
     i_name, i_id = header.index("name"), header.index("employee_id")
     ids: dict[str, str] = {}
     names: dict[str, str] = {}

@@ -92,7 +92,12 @@ def render_text(report: EnrolmentReport) -> str:
     lines = [
         f"clockface enrolment report, {report.when.strftime('%Y-%m-%d %H:%M:%S %z')}",
         f"photos:  {report.source}",
-        f"mode:    {report.mode}" + (" (people not in the folder are removed)" if report.mode == "replace" else " (people are added or updated, no one is removed)"),
+        f"mode:    {report.mode}"
+        + (
+            " (people not in the folder are removed)"
+            if report.mode == "replace"
+            else " (people are added or updated, no one is removed)"
+        ),
     ]
     if report.metric:
         lines.append(f"model:   {report.model} ({report.metric} distance, threshold {report.threshold:g})")
@@ -120,13 +125,27 @@ def render_text(report: EnrolmentReport) -> str:
         lines += ["", "PEOPLE" + (" (the gallery now)" if report.written else " (what the gallery would have been)")]
         for p in report.roster:
             ident = f"ID {p.employee_id}" if p.employee_id else ""
-            lines.append(f"  {p.name:<{width}}  {p.status:<12} {p.photos:>2} photo{'s' if p.photos != 1 else ' '}  {ident:<12} {p.note}".rstrip())
+            lines.append(
+                f"  {p.name:<{width}}  {p.status:<12} {p.photos:>2} photo{'s' if p.photos != 1 else ' '}  {ident:<12} {p.note}".rstrip()
+            )
     if report.advice:
         lines += ["", "THRESHOLD", f"  {report.advice}"]
     return "\n".join(lines) + "\n"
 
 
-CSV_FIELDS = ["kind", "name", "file", "outcome", "detail", "warnings", "photos", "employee_id", "face_px", "sharpness", "brightness"]
+CSV_FIELDS = [
+    "kind",
+    "name",
+    "file",
+    "outcome",
+    "detail",
+    "warnings",
+    "photos",
+    "employee_id",
+    "face_px",
+    "sharpness",
+    "brightness",
+]
 
 
 def render_csv(report: EnrolmentReport) -> str:
@@ -151,7 +170,16 @@ def render_csv(report: EnrolmentReport) -> str:
             }
         )
     for p in report.roster:
-        writer.writerow({"kind": "person", "name": p.name, "outcome": p.status, "detail": p.note, "photos": p.photos, "employee_id": p.employee_id or ""})
+        writer.writerow(
+            {
+                "kind": "person",
+                "name": p.name,
+                "outcome": p.status,
+                "detail": p.note,
+                "photos": p.photos,
+                "employee_id": p.employee_id or "",
+            }
+        )
     return buf.getvalue()
 
 
@@ -161,7 +189,10 @@ def write_report(folder: Path, report: EnrolmentReport) -> tuple[list[Path], str
     folder = Path(folder)
     written: list[Path] = []
     # A spreadsheet opens a UTF-8 CSV with a BOM correctly (names as written).
-    for name, text, encoding in ((REPORT_TXT, render_text(report), "utf-8"), (REPORT_CSV, render_csv(report), "utf-8-sig")):
+    for name, text, encoding in (
+        (REPORT_TXT, render_text(report), "utf-8"),
+        (REPORT_CSV, render_csv(report), "utf-8-sig"),
+    ):
         target = folder / name
         tmp = folder / f".{name}.tmp"
         try:
@@ -177,5 +208,8 @@ def write_report(folder: Path, report: EnrolmentReport) -> tuple[list[Path], str
             except OSError:
                 pass
             reason = exc.strerror or str(exc)
-            return written, f"could not write the report onto the stick ({reason}); the enrolment itself is not affected"
+            return (
+                written,
+                f"could not write the report onto the stick ({reason}); the enrolment itself is not affected",
+            )
     return written, None

@@ -13,9 +13,9 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 # Where the photos may be on a stick, most specific first. Matched without
 # regard to case: FAT sticks written on Windows often say IMAGES or Images.
@@ -151,7 +151,9 @@ def resolve_mount_point(
         if found is not None:
             return found.mount_point
         if clock() >= deadline:
-            raise StickError(f"{device} is not mounted (waited {wait_seconds:g} s); the clockface-stick unit mounts it with systemd-mount")
+            raise StickError(
+                f"{device} is not mounted (waited {wait_seconds:g} s); the clockface-stick unit mounts it with systemd-mount"
+            )
         sleep(0.5)
 
 
@@ -162,5 +164,8 @@ def unmount(mount_point: Path) -> tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"could not unmount {mount_point}: {exc}"
     if done.returncode != 0:
-        return False, f"could not unmount {mount_point}: {(done.stderr or done.stdout).strip() or f'exit status {done.returncode}'}"
+        return (
+            False,
+            f"could not unmount {mount_point}: {(done.stderr or done.stdout).strip() or f'exit status {done.returncode}'}",
+        )
     return True, f"unmounted {mount_point}: the stick can be removed"

@@ -22,10 +22,10 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 import sqlite_utils
@@ -87,7 +87,7 @@ def _connect(path: Path) -> sqlite_utils.Database:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def check_folder(path: Path) -> None:
@@ -119,7 +119,9 @@ class GalleryStore:
             db = _connect(self.path)
             db.execute("SELECT count(*) FROM meta").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"gallery {self.path} is unreadable ({exc}); re-enrol with `clockface enroll DIR`") from None
+            raise GalleryError(
+                f"gallery {self.path} is unreadable ({exc}); re-enrol with `clockface enroll DIR`"
+            ) from None
         return db
 
     def binding(self) -> ModelBinding:
@@ -154,7 +156,9 @@ class GalleryStore:
         for name, photo, blob in rows:
             vec = np.frombuffer(blob, dtype="<f4")
             if vec.size != model.embedding_size:
-                raise GalleryError(f"gallery template for {name} has {vec.size} values, expected {model.embedding_size}")
+                raise GalleryError(
+                    f"gallery template for {name} has {vec.size} values, expected {model.embedding_size}"
+                )
             out.append(Template(name, photo, vec.copy()))
         return out
 
@@ -222,19 +226,25 @@ def write_gallery(
             raise GalleryError(f"cannot write gallery {path}: {exc}") from None
 
 
-def _fill(db: sqlite_utils.Database, model: ModelBinding, templates: list[Template], people: Mapping[str, PersonRecord]) -> None:
+def _fill(
+    db: sqlite_utils.Database, model: ModelBinding, templates: list[Template], people: Mapping[str, PersonRecord]
+) -> None:
     """Write a complete gallery into an empty database."""
     _create_schema(db, model)
     ids: dict[str, int] = {}
     now = _now()
     for t in templates:
         if t.embedding.size != model.embedding_size:
-            raise GalleryError(f"template for {t.person} has {t.embedding.size} values, expected {model.embedding_size}")
+            raise GalleryError(
+                f"template for {t.person} has {t.embedding.size} values, expected {model.embedding_size}"
+            )
         if t.person not in ids:
             record = people.get(t.person, PersonRecord())
-            ids[t.person] = db["people"].insert(
-                {"name": t.person, "enrolled_at": record.enrolled_at or now, "employee_id": record.employee_id}
-            ).last_pk
+            ids[t.person] = (
+                db["people"]
+                .insert({"name": t.person, "enrolled_at": record.enrolled_at or now, "employee_id": record.employee_id})
+                .last_pk
+            )
         db["templates"].insert(
             {
                 "person_id": ids[t.person],
@@ -319,7 +329,9 @@ def remove_person(path: Path, name: str) -> Removed:
                 finally:
                     src.close()
         except sqlite3.Error as exc:
-            raise GalleryError(f"{pname} was erased from {path}, but the running terminal may not notice until restarted ({exc})") from None
+            raise GalleryError(
+                f"{pname} was erased from {path}, but the running terminal may not notice until restarted ({exc})"
+            ) from None
     return Removed(pname, count)
 
 

@@ -17,7 +17,7 @@ an installed entry point, so a stray ``datasette`` run elsewhere never loads it)
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -66,7 +66,7 @@ def make_functions(zone: ZoneInfo, expected_start: time | None, now: Any = None)
         return moment.astimezone(zone).date().isoformat() if moment else None
 
     def today() -> str:
-        current = now() if now else datetime.now(timezone.utc)
+        current = now() if now else datetime.now(UTC)
         return current.astimezone(zone).date().isoformat()
 
     def day_start(day: Any) -> str | None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from logs.store import AttendanceEvent
@@ -87,7 +87,7 @@ def range_bounds_utc(first_day: date, last_day: date, zone: ZoneInfo) -> tuple[d
 def _local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
     # If midnight does not exist locally (a DST jump at 00:00), fold=0 gives
     # the instant just after the jump, which is the day's real start.
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def local_day(moment: datetime, zone: ZoneInfo) -> date:
@@ -108,7 +108,7 @@ def pair_shifts(events: Iterable[AttendanceEvent], max_shift: timedelta = DEFAUL
         open_start: datetime | None = None
         done: list[Shift] = []
         for event in person_events:
-            t = event.timestamp_utc.astimezone(timezone.utc)
+            t = event.timestamp_utc.astimezone(UTC)
             if event.event_type == "check-in":
                 if open_start is not None and t - open_start <= max_shift:
                     continue  # duplicate check-in
@@ -183,7 +183,7 @@ def daily_rows(
         if event.event_type == "seen":
             key = (event.person, local_day(event.timestamp_utc, zone))
             if key not in covered and first_day <= key[1] <= last_day:
-                seen[key].append(event.timestamp_utc.astimezone(timezone.utc))
+                seen[key].append(event.timestamp_utc.astimezone(UTC))
     for (person, day), moments in seen.items():
         first, last = min(moments), max(moments)
         rows.append(
@@ -209,7 +209,7 @@ def late_minutes(first_in: datetime | None, day: date, zone: ZoneInfo, expected_
         return None
     expected = datetime.combine(day, expected_start, tzinfo=zone)
     # Compare as instants (UTC): same-zone aware subtraction is wall-clock in Python.
-    delta = first_in.astimezone(timezone.utc) - expected.astimezone(timezone.utc)
+    delta = first_in.astimezone(UTC) - expected.astimezone(UTC)
     if delta <= timedelta(0):
         return None
     return max(1, int(delta.total_seconds() // 60))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from logs.reports import day_bounds_utc
@@ -48,6 +48,6 @@ def apply_retention(store: AttendanceStore, settings: LogsSettings, now: datetim
     if settings.retention_days is None:
         return None
     zone = settings.zone
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     today = now.astimezone(zone).date()
     return purge_before(store, retention_cutoff(today, settings.retention_days), zone, reason="retention")

@@ -83,11 +83,11 @@ class LogsSettings:
                 f"logs.timezone = {self.timezone!r} is not an IANA time zone (e.g. 'Europe/London')"
             ) from exc
         if self.retention_days is not None and self.retention_days < 1:
-            raise SettingsError(f"logs.retention_days must be at least 1 (omit it to keep forever), got {self.retention_days}")
-        if not _TERMINAL_ID.match(self.terminal_id):
             raise SettingsError(
-                f"logs.terminal_id = {self.terminal_id!r} must be 1-64 letters, digits or . _ : -"
+                f"logs.retention_days must be at least 1 (omit it to keep forever), got {self.retention_days}"
             )
+        if not _TERMINAL_ID.match(self.terminal_id):
+            raise SettingsError(f"logs.terminal_id = {self.terminal_id!r} must be 1-64 letters, digits or . _ : -")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -157,7 +157,7 @@ def _reject_unknown(table: str, values: Mapping[str, Any], known: set[str]) -> N
 
 def _typed(name: str, value: Any, kind: type) -> Any:
     # bool is an int in Python; TOML keeps them apart, so do we.
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise SettingsError(f"{name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
     return value
 

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def format_utc(moment: datetime) -> str:
     """The stored text form of an instant; refuses naive datetimes (whose zone is a guess)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"timestamp must be timezone-aware, got naive {moment.isoformat()}")
-    return moment.astimezone(timezone.utc).strftime(_TS_FORMAT)
+    return moment.astimezone(UTC).strftime(_TS_FORMAT)
 
 
 def parse_utc(text: str) -> datetime:
@@ -69,8 +69,8 @@ def parse_utc(text: str) -> datetime:
         text = text[:-1] + "+00:00"
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,9 @@ class AttendanceStore:
                 f"{self.path}: schema v{version} is newer than this clockface understands (v{SCHEMA_VERSION}); upgrade clockface"
             )
         if version == 0 and set(self.db.table_names()) - _OUR_TABLES:
-            raise StoreError(f"{self.path}: not an attendance database (it has other tables); check the configured path")
+            raise StoreError(
+                f"{self.path}: not an attendance database (it has other tables); check the configured path"
+            )
         if version == SCHEMA_VERSION:
             return
         if self.readonly:
@@ -370,9 +372,7 @@ class AttendanceStore:
         """The person's most recent event, so the recogniser can alternate check-in/check-out."""
         rows = self._read(
             lambda: list(
-                self.db["events"].rows_where(
-                    "person = ?", [person], order_by="timestamp_utc desc, rowid desc", limit=1
-                )
+                self.db["events"].rows_where("person = ?", [person], order_by="timestamp_utc desc, rowid desc", limit=1)
             )
         )
         return AttendanceEvent.from_row(rows[0]) if rows else None
@@ -386,9 +386,7 @@ class AttendanceStore:
         if person is not None:
             where += " and person = ?"
             params.append(person)
-        rows = self._read(
-            lambda: list(self.db["events"].rows_where(where, params, order_by="timestamp_utc, rowid"))
-        )
+        rows = self._read(lambda: list(self.db["events"].rows_where(where, params, order_by="timestamp_utc, rowid")))
         return [AttendanceEvent.from_row(row) for row in rows]
 
     def events_after(self, after_rowid: int = 0, limit: int | None = None) -> list[tuple[int, AttendanceEvent]]:
@@ -426,7 +424,7 @@ class AttendanceStore:
     def _audit(self, db: sqlite_utils.Database, action: str, rows: int, detail: dict[str, Any]) -> None:
         db["audit_log"].insert(
             {
-                "at_utc": format_utc(datetime.now(timezone.utc)),
+                "at_utc": format_utc(datetime.now(UTC)),
                 "action": action,
                 "rows_affected": rows,
                 "detail": json.dumps(detail, sort_keys=True),
@@ -445,7 +443,9 @@ class AttendanceStore:
                 db.execute(f"DELETE FROM unknown_events WHERE {where}", params).rowcount if include_unknown else 0
             )
             db.execute("DELETE FROM _deletion_permit")
-            self._audit(db, action, removed + removed_unknown, {**detail, "events": removed, "unknown_events": removed_unknown})
+            self._audit(
+                db, action, removed + removed_unknown, {**detail, "events": removed, "unknown_events": removed_unknown}
+            )
         log.info("attendance %s: removed %d events, %d unknown events (%s)", action, removed, removed_unknown, detail)
         return removed + removed_unknown
 

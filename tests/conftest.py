@@ -64,7 +64,9 @@ def _mount_tmpfs(path: Path, options: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): needed for a real read-only/full disk")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): needed for a real read-only/full disk"
+        )
 
 
 def _umount(path: Path) -> None:

@@ -5,7 +5,7 @@
 
 Per row: .tflite size, wall time of the whole `clockface convert` command
 (Python start, TensorFlow import, build, convert, verify, write), its peak RSS,
-device latency per face (LiteRT via device.embedder.Embedder, 1 and 2
+device latency per face (LiteRT via device.vision.embedder.Embedder, 1 and 2
 threads, median of --repeats single-chip calls after 3 warm-up calls), and the
 fidelity numbers the converter measured and wrote into the sidecar.
 
@@ -98,7 +98,7 @@ def ensure_weights(model: str, folder: Path) -> tuple[Path, bool]:
 
 
 def median_latency_ms(tflite: Path, chip, threads: int, repeats: int) -> float:
-    from device.embedder import Embedder
+    from device.vision.embedder import Embedder
 
     embedder = Embedder(tflite, threads=threads)
     for _ in range(3):
@@ -118,8 +118,8 @@ def bench_chip(calibration: Path | None):
     from converter.vggface import VGGFACE_CHIP
 
     if calibration and calibration.is_dir():
-        from device.faces import crop_faces
-        from device.images import is_image_file, read_image
+        from device.camera.images import is_image_file, read_image
+        from device.vision.faces import crop_faces
 
         for path in sorted(p for p in calibration.rglob("*") if is_image_file(p)):
             chips = crop_faces(read_image(path), VGGFACE_CHIP)
@@ -132,8 +132,19 @@ def convert_one(
     model: str, quantize: str, weights: Path, out: Path, calibration: Path | None
 ) -> tuple[dict | None, str, float, float]:
     """(summary or None, refusal message, wall s, peak RSS MiB). A refused export is a result, not a crash."""
-    args = [sys.executable, "-c", "from converter.cli import convert; convert()", model, "--weights", str(weights),
-            "-o", str(out), "--quantize", quantize, "--json"]
+    args = [
+        sys.executable,
+        "-c",
+        "from converter.cli import convert; convert()",
+        model,
+        "--weights",
+        str(weights),
+        "-o",
+        str(out),
+        "--quantize",
+        quantize,
+        "--json",
+    ]
     if quantize == "int8":
         if calibration is None:
             raise SystemExit("int8 needs --calibration DIR (photos of real faces)")
@@ -144,7 +155,7 @@ def convert_one(
         if "beyond limits" not in last:
             raise SystemExit(f"convert {model} --quantize {quantize} failed: {last}")
         return None, last.removeprefix("Error: "), wall, rss
-    return json.loads(stdout[stdout.index("{"):]), "", wall, rss
+    return json.loads(stdout[stdout.index("{") :]), "", wall, rss
 
 
 def parse_refusal(message: str) -> tuple[float, float, float, int]:
@@ -201,7 +212,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--quantize", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--weights-dir", type=Path, default=Path(tempfile.gettempdir()) / "clockface-bench-weights")
-    parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION if DEFAULT_CALIBRATION.is_dir() else None)
+    parser.add_argument(
+        "--calibration", type=Path, default=DEFAULT_CALIBRATION if DEFAULT_CALIBRATION.is_dir() else None
+    )
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--keep", type=Path, default=None, help="keep the exported files in this folder")
     args = parser.parse_args()

@@ -7,7 +7,7 @@ are its own) on the same inputs in the same run, and the table reports ratios
 of numbers measured side by side: this machine is noisy, absolute numbers are
 not comparable across runs.
 
-- clockface: the terminal's loop (device.service.run_terminal): detect every
+- clockface: the terminal's loop (device.terminal.service.run_terminal): detect every
   frame, embed a track only until k of n matches agree, log once.
 - per-frame: the seed's design: the same detection recipe (grey, equalised,
   Haar scaleFactor 1.1, minNeighbors 5, minSize 30) on the full-resolution frame,
@@ -49,14 +49,16 @@ def peak_rss_mb() -> float:
 # --- workers (run in a subprocess each) -----------------------------------------
 def worker_clockface(args: argparse.Namespace, t_spawn: float) -> dict:
     from device.config import parse_config
-    from device.notify import Notifier
-    from device.service import run_terminal
+    from device.terminal.notify import Notifier
+    from device.terminal.service import run_terminal
 
     # A fresh attendance log per run: a repeat must not be silenced by the cooldown.
     attendance = str(Path(args.data) / f"attendance-{os.getpid()}.db")
     cfg = parse_config({"paths": {"data_dir": args.data, "model": args.model, "attendance_db": attendance}}, env={})
     started = time.time()
-    outcome = run_terminal(cfg, args.source, Notifier(None), threading.Event(), threading.Event(), max_frames=args.frames)
+    outcome = run_terminal(
+        cfg, args.source, Notifier(None), threading.Event(), threading.Event(), max_frames=args.frames
+    )
     stats = outcome.stats
     people = sorted({e.person for e in outcome.logged})
     return {
@@ -75,8 +77,8 @@ def worker_per_frame(args: argparse.Namespace, t_spawn: float) -> dict:
     from scipy.spatial import distance
 
     from device.config import parse_config
-    from device.detect import FACE_CASCADE, FaceBox, cascade_path, to_grey
-    from device.terminal import load_model
+    from device.terminal.assembly import load_model
+    from device.vision.detect import FACE_CASCADE, FaceBox, cascade_path, to_grey
     from gallery.store import GalleryStore
 
     cfg = parse_config({"paths": {"data_dir": args.data, "model": args.model}}, env={})
@@ -133,7 +135,7 @@ def worker_face_recognition(args: argparse.Namespace, t_spawn: float) -> dict:
     import cv2
     import face_recognition  # type: ignore
 
-    from device.images import read_image
+    from device.camera.images import read_image
 
     known = []
     for person in sorted(Path(args.faces).iterdir()):
@@ -159,7 +161,15 @@ def worker_face_recognition(args: argparse.Namespace, t_spawn: float) -> dict:
             if len(d) and d.min() <= 0.6:
                 logged.add(names[int(d.argmin())])
         frames += 1
-    return {"frames": frames, "seconds": time.perf_counter() - t0, "startup": startup, "stages_ms": {}, "embeddings": embeddings, "logged": sorted(logged), "rss_mb": peak_rss_mb()}
+    return {
+        "frames": frames,
+        "seconds": time.perf_counter() - t0,
+        "startup": startup,
+        "stages_ms": {},
+        "embeddings": embeddings,
+        "logged": sorted(logged),
+        "rss_mb": peak_rss_mb(),
+    }
 
 
 WORKERS = {"clockface": worker_clockface, "per-frame": worker_per_frame, "face_recognition": worker_face_recognition}
@@ -168,14 +178,14 @@ WORKERS = {"clockface": worker_clockface, "per-frame": worker_per_frame, "face_r
 # --- parent -------------------------------------------------------------------
 def enrol_gallery(faces: Path, model: str, data: Path) -> int:
     from device.config import parse_config
-    from device.enrol import examine_photos
-    from device.terminal import load_model
+    from device.enrolment.photo_rules import examine_photos
+    from device.terminal.assembly import load_model
     from gallery.layout import collect_photos
     from gallery.store import Template, write_gallery
 
     cfg = parse_config({"paths": {"data_dir": str(data), "model": model}}, env={})
     loaded = load_model(cfg)
-    from device.demo import DEMO_PERSON, astronaut_photo
+    from device.terminal.demo import DEMO_PERSON, astronaut_photo
     from gallery.layout import Photo
 
     photos, _ = collect_photos(faces)
@@ -189,7 +199,7 @@ def synthetic_stream(path: Path, loops: int) -> Path:
     """The demo's 640x480 entrance clip, looped: one enrolled face walking past, repeatedly."""
     import cv2
 
-    from device.demo import astronaut_photo, write_clip
+    from device.terminal.demo import astronaut_photo, write_clip
 
     single = path.with_name("single.avi")
     write_clip(cv2.imread(str(astronaut_photo())), single)
@@ -209,7 +219,20 @@ def synthetic_stream(path: Path, loops: int) -> Path:
 
 
 def run_worker(mode: str, args: argparse.Namespace, source: Path, data: Path) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", mode, "--model", args.model, "--faces", str(args.faces), "--source", str(source), "--data", str(data)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        mode,
+        "--model",
+        args.model,
+        "--faces",
+        str(args.faces),
+        "--source",
+        str(source),
+        "--data",
+        str(data),
+    ]
     if args.frames:
         cmd += ["--frames", str(args.frames)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -264,9 +287,13 @@ def main() -> None:
                         results[mode] = r
             for mode, r in results.items():
                 rows.append((input_name, mode, r))
-        print(f"# device runtime benchmark ({Path(args.model).name}, gallery of {people} people, {os.cpu_count()} cores, best of {args.repeat})")
+        print(
+            f"# device runtime benchmark ({Path(args.model).name}, gallery of {people} people, {os.cpu_count()} cores, best of {args.repeat})"
+        )
         print()
-        print("| input | design | frames | fps | ratio vs per-frame | start to 1st frame s | embeddings | embeddings per logged person | peak RSS MB | logged |")
+        print(
+            "| input | design | frames | fps | ratio vs per-frame | start to 1st frame s | embeddings | embeddings per logged person | peak RSS MB | logged |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for input_name, mode, r in rows:
             if "error" in r:
@@ -288,7 +315,13 @@ def main() -> None:
         for input_name, mode, r in rows:
             if "error" in r or not r["stages_ms"]:
                 continue
-            print(f"| {input_name} | {mode} | " + " | ".join(f"{r['stages_ms'].get(s, 0.0):.2f}" for s in ("capture", "detect", "align", "embed", "match", "log")) + " |")
+            print(
+                f"| {input_name} | {mode} | "
+                + " | ".join(
+                    f"{r['stages_ms'].get(s, 0.0):.2f}" for s in ("capture", "detect", "align", "embed", "match", "log")
+                )
+                + " |"
+            )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from converter.cli import convert
 from converter.tflite_export import FidelityLimits
-from device.embedder import Embedder
-from device.model_card import ModelCardError, load_card, sha256_file
+from device.vision.embedder import Embedder
+from device.vision.model_card import ModelCardError, load_card, sha256_file
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,9 @@ def test_reproduces_dlib_descriptors(converted: dict, references: list[dict]) ->
         errors.append(diff)
         if diff > worst:
             worst, worst_image = diff, entry["image"]
-    print(f"\n{len(references)} chips: worst max-abs descriptor difference {worst:.3e} ({worst_image}), median {np.median(errors):.3e}")
+    print(
+        f"\n{len(references)} chips: worst max-abs descriptor difference {worst:.3e} ({worst_image}), median {np.median(errors):.3e}"
+    )
     assert len(references) == 62
     assert worst <= DESCRIPTOR_TOLERANCE, f"worst max-abs difference {worst:.3e} on {worst_image}"
 

@@ -15,7 +15,7 @@ from converter.cli import convert, default_models_dir
 from converter.dlib_dat import AddPrev, Affine, Conv, Cursor, DatFormatError, Fc, Pool, Skip, Tag, parse_dat, read_dat
 from converter.models import get_spec
 from converter.tflite_export import ExportCheckError, FidelityLimits, compare_outputs, write_model
-from device.model_card import ChipGeometry, Normalisation, load_card
+from device.vision.model_card import ChipGeometry, Normalisation, load_card
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAT_SIZE = 22_466_066
@@ -148,7 +148,12 @@ def test_real_file_structure(dat_path: Path) -> None:
     assert np.allclose(net.input.mean, (122.782, 117.001, 104.298), atol=1e-4)
     assert net.loss.distance_threshold == pytest.approx(0.6)
     first, last = net.layers[0], net.layers[-1]
-    assert isinstance(first, Conv) and first.filters.shape == (32, 3, 7, 7) and first.stride == (2, 2) and first.pad == (0, 0)
+    assert (
+        isinstance(first, Conv)
+        and first.filters.shape == (32, 3, 7, 7)
+        and first.stride == (2, 2)
+        and first.pad == (0, 0)
+    )
     assert isinstance(last, Fc) and last.weights.shape == (256, 128) and last.bias is None
     pools = [layer for layer in net.layers if isinstance(layer, Pool)]
     assert [p.kind for p in pools] == ["max", "avg", "avg", "avg", "avg", "avg"] and pools[-1].is_global
@@ -192,7 +197,12 @@ def test_foreign_dlib_file_shape_predictor(dat_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"\x89PNG\r\n\x1a\n" + bytes(100), b"hello, this is not a dlib network\n", pack(1) + pack_str("loss_multiclass_log_")],
+    [
+        b"",
+        b"\x89PNG\r\n\x1a\n" + bytes(100),
+        b"hello, this is not a dlib network\n",
+        pack(1) + pack_str("loss_multiclass_log_"),
+    ],
 )
 def test_foreign_files(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "foreign.dat"
@@ -205,7 +215,9 @@ def test_foreign_files(tmp_path: Path, content: bytes) -> None:
 
 def test_wrong_loss_tag_names_it(tmp_path: Path, dat_path: Path) -> None:
     data = dat_path.read_bytes().replace(b"loss_metric_2", b"loss_metric_9", 1)
-    with pytest.raises(DatFormatError, match=r"expected loss layer 'loss_metric_2' at byte offset 2, found 'loss_metric_9'"):
+    with pytest.raises(
+        DatFormatError, match=r"expected loss layer 'loss_metric_2' at byte offset 2, found 'loss_metric_9'"
+    ):
         parse_dat(data)
 
 
@@ -284,7 +296,7 @@ def test_cli_needs_a_model() -> None:
 
 
 def test_root_cli_finds_convert_through_entry_point() -> None:
-    from device.cli import main
+    from device.cli.main import main
 
     result = CliRunner().invoke(main, ["convert", "--list"])
     assert result.exit_code == 0, result.output
@@ -332,7 +344,9 @@ def test_compare_outputs() -> None:
     ref = rng.normal(size=(6, 16)).astype(np.float32) + 5.0  # large common component, as with random weights
     ok = compare_outputs(ref, ref + 1e-7, FidelityLimits())
     assert ok.passed and ok.max_abs_error < 2e-7 and ok.centred_cosine_min > 0.9999
-    bad = compare_outputs(ref, ref + rng.normal(scale=0.3, size=ref.shape), FidelityLimits(max_abs=None, relative_l2=1.0))
+    bad = compare_outputs(
+        ref, ref + rng.normal(scale=0.3, size=ref.shape), FidelityLimits(max_abs=None, relative_l2=1.0)
+    )
     assert not bad.passed and "centred_cosine_min" in bad.failures[0]
     assert bad.centred_cosine_min < 0.99
     nan = compare_outputs(ref, np.full_like(ref, np.nan), FidelityLimits())

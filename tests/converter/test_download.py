@@ -44,7 +44,7 @@ class RangeServer:
             def log_message(self, *args) -> None:  # keep pytest output clean
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 owner._handle(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -120,7 +120,9 @@ def sha(data: bytes) -> str:
 
 def get(server: RangeServer, cache: Path, digest: str | None, **kw) -> Path:
     kw.setdefault("retries", 3)
-    return fetch(NAME, sha256=digest, cache_dir=cache, base_url=server.base_url, progress=False, sleep=lambda s: None, **kw)
+    return fetch(
+        NAME, sha256=digest, cache_dir=cache, base_url=server.base_url, progress=False, sleep=lambda s: None, **kw
+    )
 
 
 def test_download_is_verified_and_cached(server: RangeServer, payload: bytes, tmp_path: Path) -> None:
@@ -164,7 +166,9 @@ def test_server_ignoring_range_restarts_cleanly(server: RangeServer, payload: by
     assert get(server, tmp_path, sha(payload)).read_bytes() == payload
 
 
-def test_cached_file_that_no_longer_matches_is_fetched_again(server: RangeServer, payload: bytes, tmp_path: Path) -> None:
+def test_cached_file_that_no_longer_matches_is_fetched_again(
+    server: RangeServer, payload: bytes, tmp_path: Path
+) -> None:
     (tmp_path / NAME).write_bytes(b"bit rot")
     assert get(server, tmp_path, sha(payload)).read_bytes() == payload
     assert len(server.requests) == 1
@@ -193,8 +197,14 @@ def test_user_hash_contradicting_a_pinned_one_is_refused(
 
 def test_not_found_is_final(server: RangeServer, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="HTTP 404"):
-        fetch("rcmalli_vggface_tf_notop_vgg16.h5", sha256="0" * 64, cache_dir=tmp_path, base_url=server.base_url,
-              progress=False, sleep=lambda s: None)
+        fetch(
+            "rcmalli_vggface_tf_notop_vgg16.h5",
+            sha256="0" * 64,
+            cache_dir=tmp_path,
+            base_url=server.base_url,
+            progress=False,
+            sleep=lambda s: None,
+        )
     assert len(server.requests) == 1
 
 
@@ -202,15 +212,31 @@ def test_server_errors_are_retried_with_backoff(server: RangeServer, payload: by
     server.status = 503
     waits: list[float] = []
     with pytest.raises(DownloadError, match="failed after 4 attempts: HTTP 503"):
-        fetch(NAME, sha256=sha(payload), cache_dir=tmp_path, base_url=server.base_url, progress=False,
-              retries=3, backoff=0.5, sleep=waits.append)
+        fetch(
+            NAME,
+            sha256=sha(payload),
+            cache_dir=tmp_path,
+            base_url=server.base_url,
+            progress=False,
+            retries=3,
+            backoff=0.5,
+            sleep=waits.append,
+        )
     assert waits == [0.5, 1.0, 2.0] and len(server.requests) == 4
 
 
 def test_unreachable_server_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="failed after 2 attempts: cannot reach") as err:
-        fetch(NAME, sha256="0" * 64, cache_dir=tmp_path, base_url="http://127.0.0.1:9/", progress=False,
-              retries=1, sleep=lambda s: None, timeout=2)
+        fetch(
+            NAME,
+            sha256="0" * 64,
+            cache_dir=tmp_path,
+            base_url="http://127.0.0.1:9/",
+            progress=False,
+            retries=1,
+            sleep=lambda s: None,
+            timeout=2,
+        )
     assert "\n" not in str(err.value)
 
 

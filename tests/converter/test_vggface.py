@@ -29,8 +29,8 @@ from click.testing import CliRunner
 
 from converter.cli import convert
 from converter.models import known_models
-from converter.vggface import SPECS, VGGFACE_CHIP, VGGFACE1_MEAN_BGR, VGGFACE2_MEAN_BGR, VggFaceError, read_source
-from device.model_card import load_card
+from converter.vggface import SPECS, VGGFACE1_MEAN_BGR, VGGFACE2_MEAN_BGR, VGGFACE_CHIP, VggFaceError, read_source
+from device.vision.model_card import load_card
 
 SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 RELATIVE_L2 = {"none": 1e-5, "float16": 1e-3}
@@ -73,7 +73,11 @@ def test_registry_and_sidecar_fields_without_tensorflow() -> None:
         assert spec.normalisation.scale == 1.0
     assert models["vggface-resnet50"].normalisation.mean == VGGFACE2_MEAN_BGR == (91.4953, 103.8827, 131.0912)
     assert models["vggface-vgg16"].normalisation.mean == VGGFACE1_MEAN_BGR  # keras-vggface: version=1 for vgg16
-    assert [SPECS[n].load_by_name for n in ("vggface-resnet50", "vggface-senet50", "vggface-vgg16")] == [False, False, True]
+    assert [SPECS[n].load_by_name for n in ("vggface-resnet50", "vggface-senet50", "vggface-vgg16")] == [
+        False,
+        False,
+        True,
+    ]
 
 
 def test_reader_rejects_foreign_files_before_tensorflow(tmp_path: Path) -> None:
@@ -97,11 +101,22 @@ def test_int8_without_calibration_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_download_without_a_hash_is_refused(tmp_path: Path) -> None:
-    args = ["vggface-resnet50", "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
-            "--weights-url", "http://127.0.0.1:9/"]
+    args = [
+        "vggface-resnet50",
+        "-o",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--weights-url",
+        "http://127.0.0.1:9/",
+    ]
     result = CliRunner().invoke(convert, args)
     assert result.exit_code == 1
-    assert result.output.strip().splitlines()[-1].startswith("Error: no pinned SHA-256 for rcmalli_vggface_tf_notop_resnet50.h5")
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .startswith("Error: no pinned SHA-256 for rcmalli_vggface_tf_notop_resnet50.h5")
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -110,8 +125,18 @@ def test_corrupted_download_is_rejected_by_the_cli(tmp_path: Path) -> None:
     good = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 400
     server = RangeServer({"rcmalli_vggface_tf_notop_resnet50.h5": good}, corrupt=True)
     try:
-        args = ["vggface-resnet50", "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
-                "--weights-url", server.base_url, "--sha256", hashlib.sha256(good).hexdigest(), "--json"]
+        args = [
+            "vggface-resnet50",
+            "-o",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--weights-url",
+            server.base_url,
+            "--sha256",
+            hashlib.sha256(good).hexdigest(),
+            "--json",
+        ]
         result = CliRunner().invoke(convert, args)
     finally:
         server.close()
@@ -150,8 +175,8 @@ def chips() -> list[np.ndarray]:
     """BGR uint8 224x224 chips the device would make: real faces when ../shared is here, else seeded noise."""
     found: list[np.ndarray] = []
     if SHARED_FACES.is_dir():
-        from device.faces import crop_faces
-        from device.images import read_image
+        from device.camera.images import read_image
+        from device.vision.faces import crop_faces
 
         for path in sorted(SHARED_FACES.glob("[a-z]*/1.jpg"))[:6]:
             found += crop_faces(read_image(path), VGGFACE_CHIP)[:1]
@@ -165,8 +190,8 @@ def calibration_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small folder of real face photos (symlinks into ../shared/faces), like an enrolment folder."""
     if not SHARED_FACES.is_dir():
         pytest.skip(f"int8 calibration needs real face photos: {SHARED_FACES} not found")
-    if importlib.util.find_spec("device.faces") is None:
-        pytest.skip("device.faces.crop_faces (the device's detect/align) is not available yet")
+    if importlib.util.find_spec("device.vision.faces") is None:
+        pytest.skip("device.vision.faces.crop_faces (the device's detect/align) is not available yet")
     folder = tmp_path_factory.mktemp("calibration")
     photos = sorted(p for p in SHARED_FACES.glob("[a-z]*/*.jpg"))[:32]
     for i, photo in enumerate(photos):
@@ -177,12 +202,12 @@ def calibration_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_convert(args: list[str]) -> dict:
     result = CliRunner().invoke(convert, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout[result.stdout.index("{"):])
+    return json.loads(result.stdout[result.stdout.index("{") :])
 
 
 def device_vs_keras(tflite: Path, keras_model, chips: list[np.ndarray]) -> dict[str, float]:
     """Embeddings from the device runtime (uint8 BGR chips in) against the Keras model on the same chips."""
-    from device.embedder import Embedder, chip_to_tensor
+    from device.vision.embedder import Embedder, chip_to_tensor
 
     embedder = Embedder(tflite, threads=2)
     got = embedder.embed_many(chips).astype(np.float64)
@@ -218,7 +243,10 @@ def test_convert_from_weights_file_matches_keras_on_device(
 
     stem = name if quantize == "none" else f"{name}-{quantize}"
     tflite = tmp_path / f"{stem}.tflite"
-    assert summary["tflite"] == str(tflite) and sorted(p.name for p in tmp_path.iterdir()) == [f"{stem}.json", f"{stem}.tflite"]
+    assert summary["tflite"] == str(tflite) and sorted(p.name for p in tmp_path.iterdir()) == [
+        f"{stem}.json",
+        f"{stem}.tflite",
+    ]
     card = load_card(tflite)
     assert card.name == stem and card.quantization == quantize
     assert card.source_sha256 == sha(weights) and card.source == weights.name
@@ -242,8 +270,19 @@ def test_convert_through_interrupted_download_resumes_and_matches(source_models,
     server = RangeServer({SPECS[name].release_file: weights.read_bytes()}, drop_first=True)
     cache = tmp_path / "cache"
     try:
-        summary = run_convert([name, "-o", str(tmp_path / "out"), "--cache-dir", str(cache),
-                               "--weights-url", server.base_url, "--sha256", sha(weights)])
+        summary = run_convert(
+            [
+                name,
+                "-o",
+                str(tmp_path / "out"),
+                "--cache-dir",
+                str(cache),
+                "--weights-url",
+                server.base_url,
+                "--sha256",
+                sha(weights),
+            ]
+        )
     finally:
         server.close()
     assert [r["range"] is not None for r in server.requests] == [False, True]  # cut once, resumed with Range

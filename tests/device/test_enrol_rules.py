@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from device.config import parse_config
-from device.enrol import EnrolRules, Outcome, PhotoResult, chip_quality, examine_photo
-from device.matcher import Matcher, pairwise_distances
-from device.photo_review import ClosestPair, closest_pair, review_photos
-from device.terminal import load_model
+from device.enrolment.photo_rules import EnrolRules, Outcome, PhotoResult, chip_quality, examine_photo
+from device.enrolment.review import ClosestPair, closest_pair, review_photos
+from device.terminal.assembly import load_model
+from device.vision.matcher import Matcher, pairwise_distances
 from gallery.layout import Photo
 from gallery.store import Template
 from tests.conftest import shared_path
@@ -28,7 +28,9 @@ RULES = EnrolRules()
 
 @pytest.fixture(scope="module")
 def model(dlib_model, tmp_path_factory):
-    config = parse_config({"paths": {"data_dir": str(tmp_path_factory.mktemp("data")), "model": str(dlib_model)}}, env={})
+    config = parse_config(
+        {"paths": {"data_dir": str(tmp_path_factory.mktemp("data")), "model": str(dlib_model)}}, env={}
+    )
     return load_model(config)
 
 
@@ -44,13 +46,25 @@ def _degraded(tmp_path: Path, source: Path, name: str, change) -> Photo:
 def test_blurred_and_dark_copies_of_good_photos_fail(tmp_path, model, person):
     source = shared_path("faces", person)
     good = examine_photo(Photo("x", source), model.pipeline, RULES)
-    assert good.outcome is Outcome.ENROLLED and good.sharpness >= RULES.min_sharpness and good.brightness >= RULES.min_brightness
+    assert (
+        good.outcome is Outcome.ENROLLED
+        and good.sharpness >= RULES.min_sharpness
+        and good.brightness >= RULES.min_brightness
+    )
     width = good.face_px
     # Blur by 3 chip pixels (the face is scaled to ~150 px in the chip).
-    blurred = examine_photo(_degraded(tmp_path, source, "blurred", lambda im: cv2.GaussianBlur(im, (0, 0), 3 * width / 150)), model.pipeline, RULES)
+    blurred = examine_photo(
+        _degraded(tmp_path, source, "blurred", lambda im: cv2.GaussianBlur(im, (0, 0), 3 * width / 150)),
+        model.pipeline,
+        RULES,
+    )
     assert blurred.outcome is Outcome.TOO_BLURRY, blurred
     assert blurred.detail == f"sharpness {blurred.sharpness:.0f}, needs {RULES.min_sharpness:g}"
-    dark = examine_photo(_degraded(tmp_path, source, "dark", lambda im: (im.astype(np.float32) * 0.15).astype(np.uint8)), model.pipeline, RULES)
+    dark = examine_photo(
+        _degraded(tmp_path, source, "dark", lambda im: (im.astype(np.float32) * 0.15).astype(np.uint8)),
+        model.pipeline,
+        RULES,
+    )
     assert dark.outcome is Outcome.TOO_DARK, dark
     # Darkness is not mistaken for blur: the sharpness measure ignores contrast.
     assert dark.sharpness >= RULES.min_sharpness
@@ -59,7 +73,9 @@ def test_blurred_and_dark_copies_of_good_photos_fail(tmp_path, model, person):
 def test_small_several_and_no_faces(model):
     several = examine_photo(Photo("x", shared_path("faces", "_multi", "3.jpg")), model.pipeline, RULES)
     assert several.outcome is Outcome.SEVERAL_FACES
-    small = examine_photo(Photo("x", shared_path("faces", "joe_biden", "1.jpg")), model.pipeline, EnrolRules(min_face_px=2000))
+    small = examine_photo(
+        Photo("x", shared_path("faces", "joe_biden", "1.jpg")), model.pipeline, EnrolRules(min_face_px=2000)
+    )
     assert small.outcome is Outcome.TOO_SMALL and small.detail.endswith("needs 2000")
     none = examine_photo(Photo("x", shared_path("faces", "_noface", "3.png")), model.pipeline, RULES)
     assert none.outcome is Outcome.NO_FACE
@@ -139,7 +155,9 @@ def test_review_finds_duplicates_wrong_files_and_look_alikes():
     ]
     out, pairs = review_photos(results, "euclidean", 0.6, RULES)
     by_name = {r.path.name: r for r in out}
-    assert by_name["anna_3.jpg"].outcome is Outcome.DUPLICATE and by_name["anna_3.jpg"].detail.startswith("nearly identical to anna.jpg")
+    assert by_name["anna_3.jpg"].outcome is Outcome.DUPLICATE and by_name["anna_3.jpg"].detail.startswith(
+        "nearly identical to anna.jpg"
+    )
     assert by_name["anna_4.jpg"].outcome is Outcome.NOT_ALIKE
     assert by_name["anna.jpg"].ok and by_name["anna_2.jpg"].ok and not by_name["anna.jpg"].warnings
     assert by_name["cleo.jpg"].ok and by_name["cleo_2.jpg"].ok
@@ -159,7 +177,11 @@ def test_look_alike_names_include_people_already_enrolled():
 
 
 def test_closest_pair_and_threshold_advice():
-    t = [Template("A", "a.jpg", np.zeros(4, np.float32)), Template("A", "a2.jpg", np.full(4, 0.1, np.float32)), Template("B", "b.jpg", np.full(4, 0.35, np.float32))]
+    t = [
+        Template("A", "a.jpg", np.zeros(4, np.float32)),
+        Template("A", "a2.jpg", np.full(4, 0.1, np.float32)),
+        Template("B", "b.jpg", np.full(4, 0.35, np.float32)),
+    ]
     pair = closest_pair(t, "euclidean", 0.6)
     assert (pair.a, pair.b, pair.photo_a, pair.photo_b) == ("A", "B", "a2.jpg", "b.jpg")
     assert pair.distance == pytest.approx(0.5) and pair.confused

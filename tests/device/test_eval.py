@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from device.cli import main
+from device.cli.main import main
 from device.evaluate import Trials, best_threshold, people_folders, score
 from tests.conftest import shared_path
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from device.matcher import Matcher
+from device.vision.matcher import Matcher
 
 
 def test_euclidean_nearest_within_threshold():

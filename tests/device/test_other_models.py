@@ -13,7 +13,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from device.cli import main
+from device.cli.main import main
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow

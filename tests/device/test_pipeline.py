@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from device.align import Aligner, pick_eye_pair, similarity_from_two_points
-from device.detect import FaceBox, FaceDetector, suppress_overlaps
-from device.images import ImageReadError, read_image
-from device.model_card import ChipGeometry
+from device.camera.images import ImageReadError, read_image
+from device.vision.align import Aligner, pick_eye_pair, similarity_from_two_points
+from device.vision.detect import FaceBox, FaceDetector, suppress_overlaps
+from device.vision.model_card import ChipGeometry
 from tests.conftest import shared_path
 
 DLIB_CHIP = ChipGeometry((150, 150), (47.5 / 150, 47.3 / 150), (100.4 / 150, 47.4 / 150))

@@ -1,11 +1,11 @@
 """From decisions to attendance rows, on a real SQLite store with a controlled clock."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from device.recorder import Recorder, event_type_for
+from device.terminal.recorder import Recorder, event_type_for
 from logs.store import AttendanceStore, StoreError
 
 LONDON = ZoneInfo("Europe/London")
@@ -30,7 +30,7 @@ def recorder(store, clock, **kw):
 
 
 def test_first_sighting_checks_in_then_cooldown_then_seen(store):
-    clock = Clock(datetime(2026, 12, 1, 8, 55, tzinfo=timezone.utc))
+    clock = Clock(datetime(2026, 12, 1, 8, 55, tzinfo=UTC))
     rec = recorder(store, clock)
     first = rec.record("Ann Lee", 0.41)
     assert first.reason == "logged" and first.event.event_type == "check-in"
@@ -38,19 +38,19 @@ def test_first_sighting_checks_in_then_cooldown_then_seen(store):
     assert rec.record("Ann Lee", 0.4).reason == "cooldown"
     clock.now += timedelta(minutes=30)
     assert rec.record("Ann Lee", 0.4).event.event_type == "seen"
-    rows = store.events_between(datetime(2026, 12, 1, tzinfo=timezone.utc), datetime(2026, 12, 2, tzinfo=timezone.utc))
+    rows = store.events_between(datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC))
     assert [e.event_type for e in rows] == ["check-in", "seen"]
     assert rows[0].terminal_id == "door-1" and rows[0].source == "camera:0" and rows[0].distance == 0.41
 
 
 def test_local_offset_is_stored_with_utc_time(store):
-    summer = Clock(datetime(2027, 7, 1, 8, 0, tzinfo=timezone.utc))
+    summer = Clock(datetime(2027, 7, 1, 8, 0, tzinfo=UTC))
     event = recorder(store, summer).record("Ann Lee", 0.3).event
     assert event.utc_offset_minutes == 60 and event.timestamp_utc.tzinfo is not None
 
 
 def test_a_new_local_day_checks_in_again(store):
-    clock = Clock(datetime(2026, 12, 1, 23, 50, tzinfo=timezone.utc))
+    clock = Clock(datetime(2026, 12, 1, 23, 50, tzinfo=UTC))
     rec = recorder(store, clock)
     rec.record("Ann Lee", 0.3)
     clock.now += timedelta(minutes=40)  # 00:30 next day in London (UTC+0 in December)
@@ -58,24 +58,28 @@ def test_a_new_local_day_checks_in_again(store):
 
 
 @pytest.mark.parametrize(
-    "mode, first, later", [("none", "check-in", "seen"), ("last-sighting", "check-in", "check-out"), ("exit", "check-out", "check-out")]
+    "mode, first, later",
+    [("none", "check-in", "seen"), ("last-sighting", "check-in", "check-out"), ("exit", "check-out", "check-out")],
 )
 def test_checkout_modes(mode, first, later):
     assert event_type_for(True, mode) == first and event_type_for(False, mode) == later
 
 
 def test_unsynchronised_clock_refuses_to_log_then_recovers(store):
-    clock = Clock(datetime(1970, 1, 1, 0, 1, tzinfo=timezone.utc))  # a Pi 4 before NTP
+    clock = Clock(datetime(1970, 1, 1, 0, 1, tzinfo=UTC))  # a Pi 4 before NTP
     rec = recorder(store, clock)
     refused = rec.record("Ann Lee", 0.3)
     assert refused.event is None and "clock not synchronised" in refused.reason
-    clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     assert rec.record("Ann Lee", 0.3).reason == "logged"
-    assert len(store.events_between(datetime(1960, 1, 1, tzinfo=timezone.utc), datetime(2030, 1, 1, tzinfo=timezone.utc))) == 1
+    assert (
+        len(store.events_between(datetime(1960, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)))
+        == 1
+    )
 
 
 def test_events_wait_in_memory_while_the_database_fails(store, monkeypatch):
-    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc))
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     rec = recorder(store, clock)
     real_record = store.record
 
@@ -97,10 +101,13 @@ def test_events_wait_in_memory_while_the_database_fails(store, monkeypatch):
 def test_unknown_faces_are_recorded_only_as_time_and_place(store, tmp_path):
     import sqlite3
 
-    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc))
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     event = recorder(store, clock).record_unknown(0.71)
     assert event is not None and event.nearest_distance == 0.71
-    columns = {row[1]: row[2] for row in sqlite3.connect(tmp_path / "attendance.db").execute("PRAGMA table_info(unknown_events)")}
+    columns = {
+        row[1]: row[2]
+        for row in sqlite3.connect(tmp_path / "attendance.db").execute("PRAGMA table_info(unknown_events)")
+    }
     assert "BLOB" not in columns.values() and not any("image" in c or "embedding" in c for c in columns)
     assert set(columns) >= {"timestamp_utc", "utc_offset_minutes", "nearest_distance", "source", "terminal_id"}
 

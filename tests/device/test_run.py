@@ -19,7 +19,7 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from device.cli import main
+from device.cli.main import main
 from tests.conftest import shared_path
 
 EXPECTED_IN_CLIP = {"Lin Manuel Miranda"}
@@ -106,7 +106,11 @@ def test_gallery_from_another_model_is_refused(tmp_path, dlib_model):
     config = write_config(tmp_path, dlib_model)
     import numpy as np
 
-    write_gallery(tmp_path / "data" / "gallery.db", ModelBinding("vggface-resnet50", "ab" * 32, 2048), [Template("Ann", "ann.jpg", np.ones(2048, np.float32))])
+    write_gallery(
+        tmp_path / "data" / "gallery.db",
+        ModelBinding("vggface-resnet50", "ab" * 32, 2048),
+        [Template("Ann", "ann.jpg", np.ones(2048, np.float32))],
+    )
     line = one_line_error(cli(config, "run", "--source", str(shared_path("faces", "_noface"))))
     assert "vggface-resnet50" in line and "clockface enroll" in line
 
@@ -152,9 +156,9 @@ def test_disk_filling_up_keeps_the_event_and_reports(tmp_path, dlib_model, tiny_
 
     import cv2
 
-    from device.notify import Notifier
-    from device.service import run_terminal
-    from device.frames import Frame
+    from device.camera.frames import Frame
+    from device.terminal.notify import Notifier
+    from device.terminal.service import run_terminal
     from logs.store import AttendanceStore
 
     config = write_config(tmp_path, dlib_model)
@@ -177,7 +181,7 @@ def test_disk_filling_up_keeps_the_event_and_reports(tmp_path, dlib_model, tiny_
         def close(self):
             pass
 
-    import device.service as service
+    import device.terminal.service as service
     from device.config import load_config
 
     monkeypatch.setattr(service, "open_source", lambda *a, **k: DiskFillsUp())

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-import device.service as service
-from device.notify import Notifier
-from device.frames import Frame, SourceError
-from device.sources import open_source
+import device.terminal.service as service
+from device.camera.frames import Frame, SourceError
+from device.camera.sources import open_source
+from device.terminal.notify import Notifier
 from tests.conftest import make_config, shared_path
 
 
@@ -67,14 +67,16 @@ def face_frame():
 
 @pytest.fixture
 def enrolled_config(tmp_path, dlib_model):
-    from device.enrol import examine_photo
-    from device.terminal import load_model
+    from device.enrolment.photo_rules import examine_photo
+    from device.terminal.assembly import load_model
     from gallery.layout import Photo
     from gallery.store import Template, write_gallery
 
     config = make_config(tmp_path / "data", dlib_model, recognition={"cooldown_minutes": 0.001})
     model = load_model(config)
-    r = examine_photo(Photo("Angelina Jolie", shared_path("faces", "angelina_jolie", "2.jpg")), model.pipeline, config.enrol)
+    r = examine_photo(
+        Photo("Angelina Jolie", shared_path("faces", "angelina_jolie", "2.jpg")), model.pipeline, config.enrol
+    )
     write_gallery(config.paths.gallery, model.binding, [Template(r.person, "2.jpg", r.embedding)])
     return config
 
@@ -82,7 +84,11 @@ def enrolled_config(tmp_path, dlib_model):
 def test_camera_that_vanishes_is_reopened_with_backoff(enrolled_config, face_frame, monkeypatch):
     monkeypatch.setattr(service, "RECONNECT_BACKOFF", (0.05, 0.05))
     blank = np.zeros_like(face_frame)
-    cameras = [FakeCamera([face_frame] * 3, name="camera:0"), None, FakeCamera([blank, face_frame, face_frame], name="camera:0")]
+    cameras = [
+        FakeCamera([face_frame] * 3, name="camera:0"),
+        None,
+        FakeCamera([blank, face_frame, face_frame], name="camera:0"),
+    ]
     opened = []
 
     def fake_open(spec, width=None, height=None):
@@ -101,7 +107,9 @@ def test_camera_that_vanishes_is_reopened_with_backoff(enrolled_config, face_fra
         if len(opened) >= 4:
             stop.set()
 
-    outcome = service.run_terminal(enrolled_config, "camera:0", RecordingNotifier(), stop, threading.Event(), on_message=on_message)
+    outcome = service.run_terminal(
+        enrolled_config, "camera:0", RecordingNotifier(), stop, threading.Event(), on_message=on_message
+    )
     assert any("disconnected" in m for m in messages), messages
     assert any("reconnected" in m for m in messages), messages
     assert any("retrying" in m for m in messages), messages
@@ -126,7 +134,9 @@ def test_ready_status_and_watchdog_come_from_the_loop(enrolled_config, face_fram
     cam = FakeCamera([face_frame] * 200)
     monkeypatch.setattr(service, "open_source", lambda *a, **k: cam)
     stop = threading.Event()
-    runner = threading.Thread(target=lambda: service.run_terminal(enrolled_config, "camera:0", notifier, stop, threading.Event()))
+    runner = threading.Thread(
+        target=lambda: service.run_terminal(enrolled_config, "camera:0", notifier, stop, threading.Event())
+    )
     runner.start()
     assert wedge.wait(30)
     wedged_at = time.monotonic()
@@ -209,7 +219,9 @@ def test_sigterm_and_sighup_in_a_real_process(enrolled_config, face_frame, tmp_p
     clip = tmp_path / "long.avi"
     _long_clip(clip, face_frame)
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[paths]\ndata_dir = "{enrolled_config.paths.data_dir}"\nmodel = "{enrolled_config.paths.model_path}"\n')
+    cfg.write_text(
+        f'[paths]\ndata_dir = "{enrolled_config.paths.data_dir}"\nmodel = "{enrolled_config.paths.model_path}"\n'
+    )
     sock_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
@@ -217,7 +229,11 @@ def test_sigterm_and_sighup_in_a_real_process(enrolled_config, face_frame, tmp_p
     env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "device.cli", "--config", str(cfg), "run", "--source", str(clip)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         messages = []
@@ -240,7 +256,7 @@ def test_sigterm_and_sighup_in_a_real_process(enrolled_config, face_frame, tmp_p
     try:
         while True:
             rest.append(sock.recv(4096))
-    except socket.timeout:
+    except TimeoutError:
         pass
     assert b"STOPPING=1" in rest
 
@@ -249,7 +265,7 @@ def test_preview_page_streams_annotated_frames(enrolled_config, face_frame, monk
     import dataclasses
     import urllib.request
 
-    from device.preview import PreviewSettings
+    from device.terminal.preview import PreviewSettings
 
     config = dataclasses.replace(enrolled_config, preview=PreviewSettings(enabled=True, port=0, fps=50))
     cam = FakeCamera([face_frame] * 400)
@@ -257,7 +273,9 @@ def test_preview_page_streams_annotated_frames(enrolled_config, face_frame, monk
     stop = threading.Event()
     urls = []
     runner = threading.Thread(
-        target=lambda: service.run_terminal(config, "camera:0", RecordingNotifier(), stop, threading.Event(), on_message=urls.append)
+        target=lambda: service.run_terminal(
+            config, "camera:0", RecordingNotifier(), stop, threading.Event(), on_message=urls.append
+        )
     )
     runner.start()
     try:
@@ -277,7 +295,7 @@ def test_preview_page_streams_annotated_frames(enrolled_config, face_frame, monk
 
 
 def test_preview_refuses_a_lan_address():
-    from device.preview import PreviewSettings
+    from device.terminal.preview import PreviewSettings
 
     with pytest.raises(ValueError, match="loopback"):
         PreviewSettings(enabled=True, host="0.0.0.0")
@@ -285,14 +303,16 @@ def test_preview_refuses_a_lan_address():
 
 def test_starts_without_a_gallery_and_picks_it_up_when_it_appears(tmp_path, dlib_model, face_frame, monkeypatch):
     """A new terminal is READY before its first enrolment and needs no restart after it."""
-    from device.enrol import examine_photo
-    from device.terminal import load_model
+    from device.enrolment.photo_rules import examine_photo
+    from device.terminal.assembly import load_model
     from gallery.layout import Photo
     from gallery.store import Template, write_gallery
 
     config = make_config(tmp_path / "data", dlib_model)
     model = load_model(config)
-    enrolled = examine_photo(Photo("Angelina Jolie", shared_path("faces", "angelina_jolie", "2.jpg")), model.pipeline, config.enrol)
+    enrolled = examine_photo(
+        Photo("Angelina Jolie", shared_path("faces", "angelina_jolie", "2.jpg")), model.pipeline, config.enrol
+    )
     blank = np.zeros_like(face_frame)
     gallery_written = threading.Event()
 
@@ -313,7 +333,9 @@ def test_starts_without_a_gallery_and_picks_it_up_when_it_appears(tmp_path, dlib
     def on_event(event):
         stop.set()
 
-    outcome = service.run_terminal(config, "camera:0", notifier, stop, threading.Event(), on_event=on_event, on_message=messages.append)
+    outcome = service.run_terminal(
+        config, "camera:0", notifier, stop, threading.Event(), on_event=on_event, on_message=messages.append
+    )
     assert notifier.times("READY=1")
     assert any("no one enrolled yet" in m for m in messages)
     assert gallery_written.is_set() and outcome.reloads >= 1
@@ -326,10 +348,10 @@ def test_after_a_reload_unknown_tracks_get_another_look_and_known_ones_stand(tmp
     from datetime import timedelta
     from zoneinfo import ZoneInfo
 
-    from device.detect import FaceBox
-    from device.matcher import Match
-    from device.recorder import Recorder
-    from device.terminal import load_model
+    from device.terminal.assembly import load_model
+    from device.terminal.recorder import Recorder
+    from device.vision.detect import FaceBox
+    from device.vision.matcher import Match
     from gallery.store import Template, write_gallery
     from logs.store import AttendanceStore
 

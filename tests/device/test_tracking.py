@@ -1,8 +1,8 @@
 """Tracking and k-of-n decisions on scripted boxes and matches."""
 
-from device.detect import FaceBox
-from device.matcher import Match
-from device.tracking import Tracker, TrackerSettings, decide
+from device.terminal.tracking import Tracker, TrackerSettings, decide
+from device.vision.detect import FaceBox
+from device.vision.matcher import Match
 
 
 def hit(person, d=0.3):
@@ -50,7 +50,7 @@ def test_tracks_expire_after_missing_frames():
 
 def test_a_decided_track_takes_no_more_embeddings():
     t = Tracker(TrackerSettings(confirm_k=2, confirm_n=4))
-    (track, _), = t.update([FaceBox(0, 0, 50, 50)], 0)
+    ((track, _),) = t.update([FaceBox(0, 0, 50, 50)], 0)
     assert t.add_match(track, hit("ann")) is None
     decision = t.add_match(track, hit("ann"))
     assert decision.person == "ann"
@@ -69,4 +69,3 @@ def test_one_person_walking_past_makes_one_decision():
                 embedded += 1
                 decisions += t.add_match(track, hit("ann")) is not None
     assert embedded == 2 and decisions == 1
-

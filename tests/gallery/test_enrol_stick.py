@@ -15,20 +15,24 @@ import json
 import os
 import sqlite3
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from device.cli_gallery import enroll, enroll_stick, gallery
-from device.terminal import load_matcher, load_model
+from device.cli.gallery import enroll, enroll_stick, gallery
+from device.terminal.assembly import load_matcher, load_model
 from gallery.store import GalleryModelMismatch, GalleryStore, ModelBinding, Template, write_gallery
 from tests.conftest import shared_path
 from tests.gallery.conftest import invoke, invoke_json, make_stick, photos_by_file, roster
 
 pytestmark = [pytest.mark.shared]
 
-TEAM = {"barack_obama.jpg": "barack_obama/1.jpg", "barack_obama_2.jpg": "barack_obama/2.jpg", "joe_biden.jpg": "joe_biden/1.jpg"}
+TEAM = {
+    "barack_obama.jpg": "barack_obama/1.jpg",
+    "barack_obama_2.jpg": "barack_obama/2.jpg",
+    "joe_biden.jpg": "joe_biden/1.jpg",
+}
 
 
 def gallery_people(config) -> dict[str, int]:
@@ -45,12 +49,20 @@ def test_stick_replaces_the_gallery_and_reports_onto_the_stick(tmp_path, config)
     inode = os.stat(config.paths.gallery).st_ino
 
     # The next stick is the new staff list: Biden is not on it, so he is removed.
-    second = make_stick(tmp_path / "stick2", {"barack_obama/a.jpg": "barack_obama/1.jpg", "katy_perry.jpg": "katy_perry/1.jpg"}, folder="clockface/images")
+    second = make_stick(
+        tmp_path / "stick2",
+        {"barack_obama/a.jpg": "barack_obama/1.jpg", "katy_perry.jpg": "katy_perry/1.jpg"},
+        folder="clockface/images",
+    )
     code, report = invoke_json(enroll_stick, ["--mount-point", second], config)
     assert code == 0, report
     assert gallery_people(config) == {"Barack Obama": 1, "Katy Perry": 1}
     people = roster(report)
-    assert (people["Barack Obama"]["status"], people["Katy Perry"]["status"], people["Joe Biden"]["status"]) == ("updated", "enrolled", "removed")
+    assert (people["Barack Obama"]["status"], people["Katy Perry"]["status"], people["Joe Biden"]["status"]) == (
+        "updated",
+        "enrolled",
+        "removed",
+    )
     assert os.stat(config.paths.gallery).st_ino != inode  # the running recogniser reloads on this
     text = (second / "clockface" / "clockface-report.txt").read_text(encoding="utf-8")
     assert "result:  gallery updated: 2 people (2 photos enrolled, 0 not used, 1 removed)" in text
@@ -64,7 +76,9 @@ def test_stick_replaces_the_gallery_and_reports_onto_the_stick(tmp_path, config)
 def test_add_mode_keeps_everyone_else(tmp_path, config):
     assert invoke(enroll, [make_stick(tmp_path / "a", TEAM) / "images"], config).exit_code == 0
     before = {p.name: p for p in GalleryStore(config.paths.gallery).people()}
-    code, report = invoke_json(enroll, [make_stick(tmp_path / "b", {"katy_perry.jpg": "katy_perry/1.jpg"}) / "images", "--add"], config)
+    code, report = invoke_json(
+        enroll, [make_stick(tmp_path / "b", {"katy_perry.jpg": "katy_perry/1.jpg"}) / "images", "--add"], config
+    )
     assert code == 0, report
     assert gallery_people(config) == {"Barack Obama": 2, "Joe Biden": 1, "Katy Perry": 1}
     after = {p.name: p for p in GalleryStore(config.paths.gallery).people()}
@@ -93,16 +107,20 @@ def test_failure_while_writing_leaves_the_old_gallery(tmp_path, config, monkeypa
     assert code == 1
     assert real_insert_count["n"] == 1  # the failure happened inside the write
     assert not report["written"]
-    assert report["error"].startswith("the gallery could not be written, the previous one stays in force: cannot write gallery")
+    assert report["error"].startswith(
+        "the gallery could not be written, the previous one stays in force: cannot write gallery"
+    )
     assert config.paths.gallery.read_bytes() == old
-    assert sorted(p.name for p in config.paths.gallery.parent.iterdir() if not p.name.endswith(".lock")) == ["gallery.db"]
+    assert sorted(p.name for p in config.paths.gallery.parent.iterdir() if not p.name.endswith(".lock")) == [
+        "gallery.db"
+    ]
     assert "GALLERY NOT CHANGED" in (stick / "clockface-report.txt").read_text(encoding="utf-8")
 
 
 def test_crash_while_examining_photos_leaves_the_old_gallery_and_says_so_on_the_stick(tmp_path, config, monkeypatch):
     assert invoke(enroll, [make_stick(tmp_path / "a", TEAM) / "images"], config).exit_code == 0
     old = config.paths.gallery.read_bytes()
-    import device.enrol as enrol_mod
+    import device.enrolment.photo_rules as enrol_mod
 
     calls = []
     real = enrol_mod.examine_photo
@@ -123,18 +141,33 @@ def test_crash_while_examining_photos_leaves_the_old_gallery_and_says_so_on_the_
 
 
 def test_same_person_under_two_names_is_flagged(tmp_path, config):
-    stick = make_stick(tmp_path / "s", {"barack_obama.jpg": "barack_obama/1.jpg", "john_doe.jpg": "barack_obama/2.jpg", "joe_biden.jpg": "joe_biden/1.jpg"})
+    stick = make_stick(
+        tmp_path / "s",
+        {
+            "barack_obama.jpg": "barack_obama/1.jpg",
+            "john_doe.jpg": "barack_obama/2.jpg",
+            "joe_biden.jpg": "joe_biden/1.jpg",
+        },
+    )
     code, report = invoke_json(enroll_stick, ["--mount-point", stick], config)
     assert code == 0
     photos = photos_by_file(report)
     assert photos["john_doe.jpg"]["enrolled"] and photos["barack_obama.jpg"]["enrolled"]
-    assert any(w.startswith("looks like Barack Obama (barack_obama.jpg, distance 0.") for w in photos["john_doe.jpg"]["warnings"])
+    assert any(
+        w.startswith("looks like Barack Obama (barack_obama.jpg, distance 0.")
+        for w in photos["john_doe.jpg"]["warnings"]
+    )
     assert any("the same person under two names?" in w for w in photos["barack_obama.jpg"]["warnings"])
     assert any(p.startswith("Barack Obama and John Doe look like the same person") for p in report["problems"])
     assert photos["joe_biden.jpg"]["warnings"] == []
     # Threshold advice: the closest pair is the look-alike, and the threshold would confuse them.
-    assert report["closest"]["confused"] and {report["closest"]["a"], report["closest"]["b"]} == {"Barack Obama", "John Doe"}
-    assert f"WARNING: at the threshold {report['threshold']:g} the terminal can take one for the other" in report["advice"]
+    assert report["closest"]["confused"] and {report["closest"]["a"], report["closest"]["b"]} == {
+        "Barack Obama",
+        "John Doe",
+    }
+    assert (
+        f"WARNING: at the threshold {report['threshold']:g} the terminal can take one for the other" in report["advice"]
+    )
 
 
 def test_a_wrong_file_among_a_persons_photos_is_not_enrolled(tmp_path, config):
@@ -175,28 +208,51 @@ def test_unreadable_and_faceless_files_are_reported_and_the_rest_enrolled(tmp_pa
 def test_duplicate_photos_are_enrolled_once(tmp_path, config):
     import cv2
 
-    copy = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(shared_path("faces") / "barack_obama" / "1.jpg")), None, fx=0.7, fy=0.7), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+    copy = cv2.imencode(
+        ".jpg",
+        cv2.resize(cv2.imread(str(shared_path("faces") / "barack_obama" / "1.jpg")), None, fx=0.7, fy=0.7),
+        [cv2.IMWRITE_JPEG_QUALITY, 85],
+    )[1].tobytes()
     stick = make_stick(
         tmp_path / "s",
-        {"barack_obama.jpg": "barack_obama/1.jpg", "barack_obama_2.jpg": "barack_obama/1.jpg", "barack_obama_3.jpg": copy, "barack_obama_4.jpg": "barack_obama/2.jpg"},
+        {
+            "barack_obama.jpg": "barack_obama/1.jpg",
+            "barack_obama_2.jpg": "barack_obama/1.jpg",
+            "barack_obama_3.jpg": copy,
+            "barack_obama_4.jpg": "barack_obama/2.jpg",
+        },
     )
     code, report = invoke_json(enroll_stick, ["--mount-point", stick], config)
     assert code == 0
     photos = photos_by_file(report)
-    assert (photos["barack_obama_2.jpg"]["outcome"], photos["barack_obama_2.jpg"]["detail"]) == ("duplicate photo", "same file as barack_obama.jpg")
+    assert (photos["barack_obama_2.jpg"]["outcome"], photos["barack_obama_2.jpg"]["detail"]) == (
+        "duplicate photo",
+        "same file as barack_obama.jpg",
+    )
     assert photos["barack_obama_3.jpg"]["outcome"] == "duplicate photo"
     assert photos["barack_obama_3.jpg"]["detail"].startswith("nearly identical to barack_obama.jpg (distance 0.")
     assert gallery_people(config) == {"Barack Obama": 2}
 
 
 def test_unicode_names_are_kept_as_written(tmp_path, config):
-    stick = make_stick(tmp_path / "s", {"José_Núñez.jpg": "barack_obama/1.jpg", "Łucja Żak/1.jpg": "katy_perry/1.jpg", "李小龙.jpg": "joe_biden/1.jpg"})
+    stick = make_stick(
+        tmp_path / "s",
+        {
+            "José_Núñez.jpg": "barack_obama/1.jpg",
+            "Łucja Żak/1.jpg": "katy_perry/1.jpg",
+            "李小龙.jpg": "joe_biden/1.jpg",
+        },
+    )
     (stick / "people.csv").write_text("name,employee_id\nJosé Núñez,E-7\n李小龙,E-8\n", encoding="utf-8")
     code, report = invoke_json(enroll_stick, ["--mount-point", stick], config)
     assert code == 0, report
     assert gallery_people(config) == {"José Núñez": 1, "Łucja Żak": 1, "李小龙": 1}
     listed = {p["name"]: p for p in json.loads(invoke(gallery, ["list", "--json"], config).stdout)}
-    assert (listed["José Núñez"]["employee_id"], listed["李小龙"]["employee_id"], listed["Łucja Żak"]["employee_id"]) == ("E-7", "E-8", None)
+    assert (
+        listed["José Núñez"]["employee_id"],
+        listed["李小龙"]["employee_id"],
+        listed["Łucja Żak"]["employee_id"],
+    ) == ("E-7", "E-8", None)
     text = (stick / "clockface-report.txt").read_text(encoding="utf-8")
     assert "Łucja Żak" in text and "李小龙" in text
     export = invoke(gallery, ["export"], config).stdout
@@ -228,14 +284,20 @@ def test_read_only_mounted_stick_still_enrols(tmp_path, config):
     """The same with a real read-only file system (a tmpfs remounted ro; needs root)."""
     where = tmp_path / "mnt"
     where.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         make_stick(where, {"joe_biden.jpg": "joe_biden/1.jpg"})
         assert subprocess.run(["mount", "-o", "remount,ro", str(where)], capture_output=True).returncode == 0
         code, report = invoke_json(enroll_stick, ["--mount-point", where], config)
         assert code == 0 and report["written"]
-        assert report["report_error"] == "could not write the report onto the stick (Read-only file system); the enrolment itself is not affected"
+        assert (
+            report["report_error"]
+            == "could not write the report onto the stick (Read-only file system); the enrolment itself is not affected"
+        )
         assert gallery_people(config) == {"Joe Biden": 1}
     finally:
         subprocess.run(["umount", str(where)], capture_output=True)
@@ -253,7 +315,9 @@ def test_gallery_from_another_model_is_one_line_error_naming_how_to_re_enrol(tmp
     result = invoke(enroll, [folder, "--add"], config)
     assert result.exit_code == 1
     error = result.stderr.strip()
-    assert error.startswith("Error: the gallery was enrolled with another model (vggface-resnet50") and "\n" not in error
+    assert (
+        error.startswith("Error: the gallery was enrolled with another model (vggface-resnet50") and "\n" not in error
+    )
     assert "re-enrol everyone with `clockface enroll DIR` (without --add)" in error
     assert GalleryStore(config.paths.gallery).binding() == other  # untouched
 
@@ -293,7 +357,7 @@ def test_gallery_remove_leaves_no_trace_of_the_person(tmp_path, config):
     templates = GalleryStore(config.paths.gallery).templates(model.binding)
     with AttendanceStore(config.paths.attendance) as store:
         for person in ("Barack Obama", "Joe Biden"):
-            store.record(AttendanceEvent(person, "check-in", datetime.now(timezone.utc), 60, 0.4, "camera:0", "t1"))
+            store.record(AttendanceEvent(person, "check-in", datetime.now(UTC), 60, 0.4, "camera:0", "t1"))
 
     result = invoke(gallery, ["remove", "barack obama", "--with-logs", "--yes"], config)
     assert result.exit_code == 0, result.output
@@ -307,13 +371,20 @@ def test_gallery_remove_leaves_no_trace_of_the_person(tmp_path, config):
         blob = t.embedding.astype("<f4").tobytes()
         pieces = [blob[i : i + 16] for i in range(0, len(blob), 16)]
         if t.person == "Barack Obama":
-            assert not any(piece in raw for piece in pieces), f"part of {t.photo}'s template is still in {', '.join(p.name for p in files)}"
+            assert not any(piece in raw for piece in pieces), (
+                f"part of {t.photo}'s template is still in {', '.join(p.name for p in files)}"
+            )
         else:
             assert blob in raw
     assert b"Barack Obama" not in raw and b"barack_obama" not in raw
     assert gallery_people(config) == {"Joe Biden": 1}
     with AttendanceStore(config.paths.attendance) as store:
-        assert [e.person for e in store.events_between(datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))] == ["Joe Biden"]
+        assert [
+            e.person
+            for e in store.events_between(
+                datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+            )
+        ] == ["Joe Biden"]
 
     again = invoke(gallery, ["remove", "Barack Obama", "--yes"], config)
     assert again.exit_code == 1 and "no one called 'Barack Obama' in the gallery (enrolled: Joe Biden)" in again.stderr
@@ -364,7 +435,9 @@ def test_heic_without_pillow_heif_says_what_to_install(tmp_path, config, monkeyp
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_heif)
-    stick = make_stick(tmp_path / "s", {"joe_biden.jpg": "joe_biden/1.jpg", "anna_smith.heic": b"\x00\x00\x00\x18ftypheic"})
+    stick = make_stick(
+        tmp_path / "s", {"joe_biden.jpg": "joe_biden/1.jpg", "anna_smith.heic": b"\x00\x00\x00\x18ftypheic"}
+    )
     code, report = invoke_json(enroll_stick, ["--mount-point", stick], config)
     assert code == 0
     heic = photos_by_file(report)["anna_smith.heic"]
@@ -376,7 +449,7 @@ def test_enroll_through_the_clockface_command(tmp_path, dlib_model):
     """The root command reads the TOML config and hands it to `enroll` (ctx.obj)."""
     from click.testing import CliRunner
 
-    from device.cli import main
+    from device.cli.main import main
 
     data = tmp_path / "data"
     data.mkdir()
@@ -387,12 +460,17 @@ def test_enroll_through_the_clockface_command(tmp_path, dlib_model):
     assert checked.exit_code == 0, checked.output
     assert "note:    check only: the gallery was not changed" in checked.stdout
     assert not (data / "gallery.db").exists()
-    done = CliRunner().invoke(main, ["--config", str(toml), "enroll", str(folder), "--report-dir", str(tmp_path / "reports")])
+    done = CliRunner().invoke(
+        main, ["--config", str(toml), "enroll", str(folder), "--report-dir", str(tmp_path / "reports")]
+    )
     assert done.exit_code == 0, done.output
     assert "enrolled             joe_biden.jpg  Joe Biden\n" in done.stdout
     assert (tmp_path / "reports" / "clockface-report.csv").is_file()
     listed = CliRunner().invoke(main, ["--config", str(toml), "gallery", "list"])
-    assert listed.stdout.splitlines()[1].split()[:2] == ["Joe", "Biden"] and listed.stdout.splitlines()[1].split()[2] == "1"
+    assert (
+        listed.stdout.splitlines()[1].split()[:2] == ["Joe", "Biden"]
+        and listed.stdout.splitlines()[1].split()[2] == "1"
+    )
 
 
 def test_missing_gallery_folder_fails_before_examining_photos(tmp_path, dlib_model):

@@ -4,13 +4,13 @@ and what a stick gets told when the terminal itself cannot enrol."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from device.cli_gallery import enroll, enroll_stick, gallery
+from device.cli.gallery import enroll, enroll_stick, gallery
 from device.config import parse_config
 from gallery.store import GalleryStore, ModelBinding, PersonRecord, Template, write_gallery
 
@@ -20,14 +20,21 @@ MODEL = ModelBinding("test-model", "d" * 64, 8)
 @pytest.fixture
 def config(tmp_path):
     (tmp_path / "data").mkdir()
-    return parse_config({"paths": {"data_dir": str(tmp_path / "data"), "model": str(tmp_path / "models" / "none.tflite")}}, env={})
+    return parse_config(
+        {"paths": {"data_dir": str(tmp_path / "data"), "model": str(tmp_path / "models" / "none.tflite")}}, env={}
+    )
 
 
 @pytest.fixture
 def enrolled(config):
     rng = np.random.default_rng(7)
-    templates = [Template(n, f"{n}.jpg", rng.standard_normal(8).astype(np.float32)) for n in ("Anna Smith", "Anna Smith", "Bob Jones")]
-    write_gallery(config.paths.gallery, MODEL, templates, people={"Anna Smith": PersonRecord("2025-01-02T08:00:00+00:00", "E-1")})
+    templates = [
+        Template(n, f"{n}.jpg", rng.standard_normal(8).astype(np.float32))
+        for n in ("Anna Smith", "Anna Smith", "Bob Jones")
+    ]
+    write_gallery(
+        config.paths.gallery, MODEL, templates, people={"Anna Smith": PersonRecord("2025-01-02T08:00:00+00:00", "E-1")}
+    )
     return templates
 
 
@@ -52,7 +59,9 @@ def test_list_shows_name_photos_when_and_model(config, enrolled):
     }
     text = run(gallery, ["list"], config).stdout
     assert text.splitlines()[0].split() == ["NAME", "PHOTOS", "ENROLLED", "EMPLOYEE", "ID"]
-    assert text.splitlines()[-1] == f"2 people, model test-model (sha256 {'d' * 12})"  # configured model absent: no verdict
+    assert (
+        text.splitlines()[-1] == f"2 people, model test-model (sha256 {'d' * 12})"
+    )  # configured model absent: no verdict
 
 
 def test_export_is_a_roster_without_biometric_data(config, enrolled, tmp_path):
@@ -81,7 +90,11 @@ def test_erasure_request_for_someone_no_longer_enrolled(config, enrolled):
     from logs.store import AttendanceEvent, AttendanceStore
 
     with AttendanceStore(config.paths.attendance) as store:
-        store.record(AttendanceEvent("Carl Former", "check-in", datetime(2025, 1, 3, 8, tzinfo=timezone.utc), 60, 0.3, "camera:0", "t"))
+        store.record(
+            AttendanceEvent(
+                "Carl Former", "check-in", datetime(2025, 1, 3, 8, tzinfo=UTC), 60, 0.3, "camera:0", "t"
+            )
+        )
     result = run(gallery, ["remove", "Carl Former", "--with-logs", "--yes"], config)
     assert result.exit_code == 0, result.output
     assert "Carl Former is not in the gallery" in result.stdout

@@ -5,17 +5,34 @@ from __future__ import annotations
 import csv
 import errno
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from gallery.layout import collect_photos, find_people_csv, read_people_csv
-from gallery.report import REPORT_CSV, REPORT_TXT, EnrolmentReport, PersonLine, PhotoLine, render_csv, render_text, write_report
+from gallery.report import (
+    REPORT_CSV,
+    REPORT_TXT,
+    EnrolmentReport,
+    PersonLine,
+    PhotoLine,
+    render_csv,
+    render_text,
+    write_report,
+)
 
 
 def test_layout_names_people_and_ignores_our_own_files(tmp_path):
-    for name in ["anna_smith.jpg", "anna_smith_2.JPG", "bob_jones.heic", "people.csv", "clockface-report.txt", "notes.txt", "._anna_smith.jpg"]:
+    for name in [
+        "anna_smith.jpg",
+        "anna_smith_2.JPG",
+        "bob_jones.heic",
+        "people.csv",
+        "clockface-report.txt",
+        "notes.txt",
+        "._anna_smith.jpg",
+    ]:
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "José Núñez").mkdir()
     (tmp_path / "José Núñez" / "1.png").write_bytes(b"x")
@@ -34,7 +51,9 @@ def test_layout_names_people_and_ignores_our_own_files(tmp_path):
 def test_people_csv_from_a_spreadsheet(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
-    (tmp_path / "People.CSV").write_bytes("\ufeffName;Employee ID\nanna_smith;E-1\nJosé Núñez;E-2\n\nBob;\nAnna Smith;E-9\n".encode())
+    (tmp_path / "People.CSV").write_bytes(
+        "\ufeffName;Employee ID\nanna_smith;E-1\nJosé Núñez;E-2\n\nBob;\nAnna Smith;E-9\n".encode()
+    )
     found = find_people_csv(images)
     assert found == tmp_path / "People.CSV"
     people = read_people_csv(found)
@@ -61,7 +80,7 @@ def test_people_csv_problems_are_reported_not_fatal(tmp_path, content, problem):
 
 def _report(**kw) -> EnrolmentReport:
     base = dict(
-        when=datetime(2025, 3, 4, 8, 30, tzinfo=timezone.utc),
+        when=datetime(2025, 3, 4, 8, 30, tzinfo=UTC),
         source="/run/clockface-stick/sdb1/images",
         gallery="/var/lib/clockface/gallery.db",
         mode="replace",
@@ -70,11 +89,40 @@ def _report(**kw) -> EnrolmentReport:
         threshold=0.6,
         written=True,
         photos=[
-            PhotoLine("anna_smith.jpg", "Anna Smith", "enrolled", "eyes from cascade", enrolled=True, face_px=300, sharpness=400, brightness=140),
-            PhotoLine("bob,jones.jpg", "Bob,Jones", "too blurry", "sharpness 12, needs 20", face_px=200, sharpness=12, brightness=130),
-            PhotoLine("zoë.jpg", "Zoë", "enrolled", "", ("looks like Anna Smith (anna_smith.jpg, distance 0.31): the same person under two names?",), True),
+            PhotoLine(
+                "anna_smith.jpg",
+                "Anna Smith",
+                "enrolled",
+                "eyes from cascade",
+                enrolled=True,
+                face_px=300,
+                sharpness=400,
+                brightness=140,
+            ),
+            PhotoLine(
+                "bob,jones.jpg",
+                "Bob,Jones",
+                "too blurry",
+                "sharpness 12, needs 20",
+                face_px=200,
+                sharpness=12,
+                brightness=130,
+            ),
+            PhotoLine(
+                "zoë.jpg",
+                "Zoë",
+                "enrolled",
+                "",
+                ("looks like Anna Smith (anna_smith.jpg, distance 0.31): the same person under two names?",),
+                True,
+            ),
         ],
-        roster=[PersonLine("Anna Smith", "updated", 1, "E-1"), PersonLine("Zoë", "enrolled", 1), PersonLine("Bob,Jones", "not enrolled", 0, None, "no usable photo"), PersonLine("Carl", "removed", 0)],
+        roster=[
+            PersonLine("Anna Smith", "updated", 1, "E-1"),
+            PersonLine("Zoë", "enrolled", 1),
+            PersonLine("Bob,Jones", "not enrolled", 0, None, "no usable photo"),
+            PersonLine("Carl", "removed", 0),
+        ],
         problems=["Bob,Jones: NOT ENROLLED, no usable photo"],
         advice="closest pair of different people: Anna Smith and Zoë, distance 0.310",
     )
@@ -89,7 +137,9 @@ def test_text_report_reads_top_down():
     assert "! looks like Anna Smith" in text
     assert "too blurry           bob,jones.jpg   Bob,Jones  (sharpness 12, needs 20)\n" in text
     assert "eyes from cascade" not in text  # a detail for the CSV, not for the person at the stick
-    failed = render_text(_report(written=False, error="no usable photo in this folder, so the gallery was left unchanged"))
+    failed = render_text(
+        _report(written=False, error="no usable photo in this folder, so the gallery was left unchanged")
+    )
     assert "result:  GALLERY NOT CHANGED: no usable photo" in failed
     assert "what the gallery would have been" in failed
 
@@ -123,5 +173,8 @@ def test_a_stick_that_refuses_the_report_gives_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "open", read_only)
     files, error = write_report(tmp_path, _report())
     assert files == []
-    assert error == "could not write the report onto the stick (Read-only file system); the enrolment itself is not affected"
+    assert (
+        error
+        == "could not write the report onto the stick (Read-only file system); the enrolment itself is not affected"
+    )
     assert list(Path(tmp_path).iterdir()) == []

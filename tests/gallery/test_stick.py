@@ -8,10 +8,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from device.cli_gallery import enroll_stick
+from device.cli.gallery import enroll_stick
 from device.config import parse_config
 from gallery import stick
-from gallery.stick import Mount, StickError, find_images_dir, mount_of_device, mount_of_path, parse_mounts, report_dir, resolve_mount_point
+from gallery.stick import (
+    Mount,
+    StickError,
+    find_images_dir,
+    mount_of_device,
+    mount_of_path,
+    parse_mounts,
+    report_dir,
+    resolve_mount_point,
+)
 
 MOUNTS = """\
 /dev/root / ext4 rw,relatime 0 0
@@ -61,7 +70,9 @@ def test_resolve_waits_for_the_device_to_be_mounted():
         sleeps.append(s)
         now[0] += s
 
-    where = resolve_mount_point(device="/dev/sdb1", wait_seconds=5, mounts=lambda: next(tables), sleep=sleep, clock=lambda: now[0])
+    where = resolve_mount_point(
+        device="/dev/sdb1", wait_seconds=5, mounts=lambda: next(tables), sleep=sleep, clock=lambda: now[0]
+    )
     assert where == Path("/run/clockface-stick/sdb1")
     assert len(sleeps) == 2
 
@@ -130,7 +141,9 @@ def test_unmount_runs_systemd_umount(monkeypatch, tmp_path):
 
 
 def test_unmount_failure_is_reported_not_raised(monkeypatch, tmp_path):
-    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 1, "", "Failed to unmount: busy\n"))
+    monkeypatch.setattr(
+        subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 1, "", "Failed to unmount: busy\n")
+    )
     assert stick.unmount(tmp_path) == (False, f"could not unmount {tmp_path}: Failed to unmount: busy")
 
     def missing(argv, **kw):

@@ -27,7 +27,11 @@ MODEL = ModelBinding("test-model", "a" * 64, 128)
 
 
 def _templates(rng, people: dict[str, int]) -> list[Template]:
-    return [Template(name, f"{name.lower().replace(' ', '_')}_{i}.jpg", rng.standard_normal(128).astype(np.float32)) for name, n in people.items() for i in range(n)]
+    return [
+        Template(name, f"{name.lower().replace(' ', '_')}_{i}.jpg", rng.standard_normal(128).astype(np.float32))
+        for name, n in people.items()
+        for i in range(n)
+    ]
 
 
 def db_files(path: Path) -> list[Path]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,12 +14,12 @@ LONDON = ZoneInfo("Europe/London")
 
 def utc(text: str) -> datetime:
     """'2026-03-29 07:00' -> aware UTC datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def local(text: str, zone: ZoneInfo = LONDON) -> datetime:
     """'2026-03-29 07:00' as wall time in *zone* -> aware UTC datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=zone).astimezone(timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=zone).astimezone(UTC)
 
 
 def event(person: str, event_type: str, when: datetime, terminal: str = "pi-test") -> AttendanceEvent:
@@ -31,7 +31,9 @@ def make_v1_database(path: Path, rows: list[tuple[str, str, str, str, float, str
     """The previous schema exactly as v1 shipped it, with rows, written with plain sqlite3."""
     conn = sqlite3.connect(path)
     conn.executescript(MIGRATIONS[1])
-    conn.executemany("insert into events (id, person, event_type, timestamp_utc, distance, source) values (?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        "insert into events (id, person, event_type, timestamp_utc, distance, source) values (?, ?, ?, ?, ?, ?)", rows
+    )
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from logs_helpers import event, local
 
-from logs.cli import logs
+from device.cli.logs import logs
 from logs.settings import LogsSettings
 from logs.store import AttendanceStore
 
@@ -45,7 +45,9 @@ def run(args: list[str], obj=None, input: str | None = None):
 
 
 def test_today_table_uses_configured_zone(seeded: Path) -> None:
-    result = run(["today", "--date", "2026-03-30"], obj=config(seeded, timezone="Europe/London", expected_start=time(9)))
+    result = run(
+        ["today", "--date", "2026-03-30"], obj=config(seeded, timezone="Europe/London", expected_start=time(9))
+    )
     assert result.exit_code == 0, result.output
     assert "2026-03-30 (Europe/London), expected start 09:00: 3 present, 2 late" in result.output
     lines = result.output.splitlines()
@@ -82,8 +84,21 @@ def test_report_json(seeded: Path) -> None:
 def test_report_csv_file_and_person(seeded: Path, tmp_path: Path) -> None:
     out = tmp_path / "alice.csv"
     result = run(
-        ["report", "--db", str(seeded), "--timezone", "Europe/London", "--from", "2026-03-30", "--to", "2026-03-31",
-         "--person", "Alice Smith", "--csv", str(out)],
+        [
+            "report",
+            "--db",
+            str(seeded),
+            "--timezone",
+            "Europe/London",
+            "--from",
+            "2026-03-30",
+            "--to",
+            "2026-03-31",
+            "--person",
+            "Alice Smith",
+            "--csv",
+            str(out),
+        ],
     )
     assert result.exit_code == 0
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
@@ -94,8 +109,10 @@ def test_report_csv_file_and_person(seeded: Path, tmp_path: Path) -> None:
 
 
 def test_report_totals_csv_stdout(seeded: Path) -> None:
-    result = run(["report", "--from", "2026-03-30", "--to", "2026-03-31", "--totals", "--csv", "-"],
-                 obj=config(seeded, timezone="Europe/London"))
+    result = run(
+        ["report", "--from", "2026-03-30", "--to", "2026-03-31", "--totals", "--csv", "-"],
+        obj=config(seeded, timezone="Europe/London"),
+    )
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert {r["person"]: (r["days"], r["hours"]) for r in rows} == {
         "Alice Smith": ("2", "16.25"),
@@ -113,7 +130,10 @@ def test_report_human_has_totals(seeded: Path) -> None:
 def test_tail(seeded: Path) -> None:
     result = run(["tail", "-n", "2", "--json"], obj=config(seeded, timezone="Europe/London"))
     lines = [json.loads(line) for line in result.output.splitlines()]
-    assert [(r["person"], r["event_type"]) for r in lines] == [("Carol Night", "check-in"), ("Carol Night", "check-out")]
+    assert [(r["person"], r["event_type"]) for r in lines] == [
+        ("Carol Night", "check-in"),
+        ("Carol Night", "check-out"),
+    ]
     assert lines[-1]["local_time"] == "2026-03-31T06:00:00+01:00"
     human = run(["tail", "-n", "1"], obj=config(seeded, timezone="Europe/London"))
     assert "2026-03-31 06:00:00 BST  check-out" in human.output
@@ -126,9 +146,13 @@ def test_purge_asks_then_purges(seeded: Path) -> None:
     result = run(["purge", "--before", "2026-03-31", "--yes", "--json"], obj=obj)
     assert json.loads(result.output)["removed"] == 5
     with AttendanceStore(seeded, readonly=True) as store:
-        remaining = store.events_between(datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+        remaining = store.events_between(
+            datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+        )
         assert [(e.person, e.event_type) for e in remaining] == [
-            ("Carol Night", "check-out"), ("Alice Smith", "check-in"), ("Alice Smith", "check-out")
+            ("Carol Night", "check-out"),
+            ("Alice Smith", "check-in"),
+            ("Alice Smith", "check-out"),
         ]
         assert store.audit_entries()[-1]["action"] == "purge"
 

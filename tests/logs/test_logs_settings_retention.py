@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import date, time
+from datetime import UTC, date, time
 from pathlib import Path
 
 import pytest
@@ -92,18 +92,20 @@ def test_apply_retention(db_path: Path) -> None:
 
 def test_retain_command_applies_configured_retention(tmp_path):
     """`clockface logs retain` (the daily timer's command) keeps exactly retention_days local days."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from click.testing import CliRunner
 
-    from device.cli import main
+    from device.cli.main import main
     from logs.store import AttendanceEvent, AttendanceStore
 
     db = tmp_path / "attendance.db"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with AttendanceStore(db) as store:
         for days_ago in (0, 1, 5, 40):
-            store.record(AttendanceEvent("Ann Lee", "check-in", now - timedelta(days=days_ago), 0, 0.3, "camera:0", "t"))
+            store.record(
+                AttendanceEvent("Ann Lee", "check-in", now - timedelta(days=days_ago), 0, 0.3, "camera:0", "t")
+            )
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[logs]\nretention_days = 7\n')
     result = CliRunner().invoke(main, ["--config", str(cfg), "logs", "retain", "--json"])

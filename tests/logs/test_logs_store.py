@@ -94,7 +94,10 @@ def test_migrates_from_v1(db_path: Path) -> None:
     with AttendanceStore(db_path) as store:
         assert store.schema_version == SCHEMA_VERSION
         rows = store.events_between(utc("2025-12-01 00:00"), utc("2025-12-02 00:00"))
-        assert [(r.id, r.utc_offset_minutes, r.terminal_id) for r in rows] == [("a1", 0, "unknown"), ("a2", 0, "unknown")]
+        assert [(r.id, r.utc_offset_minutes, r.terminal_id) for r in rows] == [
+            ("a1", 0, "unknown"),
+            ("a2", 0, "unknown"),
+        ]
         assert rows[1].timestamp_utc == utc("2025-12-01 16:30") + timedelta(milliseconds=250)
         assert store.audit_entries()[0]["action"] == "migrate"
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -195,7 +198,11 @@ def test_readonly_folder_is_one_line() -> None:
             pytest.skip("cannot make a read-only folder here")
         result = subprocess.run(
             [sys.executable, "-c", READONLY_PROBE, str(folder / "attendance.db")],
-            capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         assert result.returncode == 3, result.stderr
         line = result.stdout.strip()

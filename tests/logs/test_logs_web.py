@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +12,19 @@ import pytest
 
 pytest.importorskip("datasette", reason="datasette is not installed (pip install datasette)")
 
-from logs_helpers import LONDON, event, local  # noqa: E402
+from logs_helpers import LONDON, event, local
 
-from logs.datasette_plugin import make_functions  # noqa: E402
-from logs.settings import LogsSettings  # noqa: E402
-from logs.store import AttendanceStore  # noqa: E402
-from logs.web import build_datasette, hash_password  # noqa: E402
+from logs.datasette_plugin import make_functions
+from logs.settings import LogsSettings
+from logs.store import AttendanceStore
+from logs.web import build_datasette, hash_password
 
 PASSWORD = "correct horse battery"
 
 
 def seed_today(db_path: Path, zone=LONDON) -> str:
     """Events on the current local day, so the 'today' canned query has something to show."""
-    today = datetime.now(timezone.utc).astimezone(zone).date().isoformat()
+    today = datetime.now(UTC).astimezone(zone).date().isoformat()
     with AttendanceStore(db_path) as store:
         store.record(event("Alice Smith", "check-in", local(f"{today} 08:52")))
         store.record(event("Alice Smith", "check-out", local(f"{today} 17:05")))
@@ -52,7 +52,15 @@ def get(ds: Any, path: str, auth: bool = False, accept: str = "application/json"
 
 
 @pytest.mark.parametrize(
-    "path", ["/attendance/today.json", "/attendance/events.csv", "/-/versions.json", "/-/plugins.json", "/-/databases.json", "/attendance.db"]
+    "path",
+    [
+        "/attendance/today.json",
+        "/attendance/events.csv",
+        "/-/versions.json",
+        "/-/plugins.json",
+        "/-/databases.json",
+        "/attendance.db",
+    ],
 )
 def test_anonymous_requests_are_refused(ds: Any, path: str) -> None:
     assert get(ds, path).status_code == 401
@@ -68,12 +76,16 @@ def test_today_canned_query(ds: Any) -> None:
     response = get(ds, "/attendance/today.json?_shape=array", auth=True)
     assert response.status_code == 200
     rows = {r["person"]: r for r in response.json()}
-    assert (rows["Alice Smith"]["first_in"], rows["Alice Smith"]["last_out"], rows["Alice Smith"]["hours"]) == ("08:52", "17:05", 8.22)
+    assert (rows["Alice Smith"]["first_in"], rows["Alice Smith"]["last_out"], rows["Alice Smith"]["hours"]) == (
+        "08:52",
+        "17:05",
+        8.22,
+    )
     assert rows["Bob Jones"]["late_minutes"] == 14
 
 
 def test_report_csv_and_history(ds: Any) -> None:
-    today = datetime.now(timezone.utc).astimezone(LONDON).date().isoformat()
+    today = datetime.now(UTC).astimezone(LONDON).date().isoformat()
     csv_text = get(ds, f"/attendance/report.csv?from_date={today}&to_date={today}&person=", auth=True).text
     assert csv_text.splitlines()[0] == "date,person,first_in,last_out,hours,late_minutes,events"
     assert f"{today},Alice Smith,08:52,17:05,8.22,,2" in csv_text
@@ -94,7 +106,7 @@ def test_view_is_read_only(ds: Any) -> None:
 
 
 def test_sql_functions_handle_dst_and_blanks() -> None:
-    fns = make_functions(LONDON, time(8, 0), now=lambda: datetime(2026, 10, 25, 12, tzinfo=timezone.utc))
+    fns = make_functions(LONDON, time(8, 0), now=lambda: datetime(2026, 10, 25, 12, tzinfo=UTC))
     assert fns["clockface_today"]() == "2026-10-25"
     assert fns["clockface_day_start"]("2026-10-25") == "2026-10-24T23:00:00.000000Z"
     assert fns["clockface_day_start"]("") is None

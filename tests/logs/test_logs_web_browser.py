@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed (pip install playwright)")
+    pytest.importorskip(
+        "playwright.sync_api", reason="playwright's Python package is not installed (pip install playwright)"
+    )
     pytest.importorskip("datasette", reason="datasette is not installed")
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
@@ -56,7 +58,9 @@ def chromium() -> str:
         if found:
             return found
         pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium; installed automatically as root with CI=true)")
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium; installed automatically as root with CI=true)"
+    )
 
 
 def free_port() -> int:
@@ -66,13 +70,13 @@ def free_port() -> int:
 
 
 def python_m_logs(*args: str, **kwargs) -> list[str]:
-    return [sys.executable, "-m", "logs", *args]
+    return [sys.executable, "-m", "device.cli", *args]
 
 
 @pytest.fixture
 def server(tmp_path: Path):
     db = tmp_path / "attendance.db"
-    today = datetime.now(timezone.utc).astimezone(LONDON).date().isoformat()
+    today = datetime.now(UTC).astimezone(LONDON).date().isoformat()
     with AttendanceStore(db) as store:
         store.record(event("Alice Smith", "check-in", local(f"{today} 08:52")))
         store.record(event("Alice Smith", "check-out", local(f"{today} 17:05")))
@@ -81,13 +85,22 @@ def server(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(
         python_m_logs("web", "--db", str(db), "set-password", "--password", PASSWORD),
-        check=True, cwd=REPO, env=env, capture_output=True, timeout=60,
+        check=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=60,
     )
     port = free_port()
     log_file = (tmp_path / "web.log").open("w")
     proc = subprocess.Popen(
-        python_m_logs("web", "--db", str(db), "--timezone", "Europe/London", "--host", "127.0.0.1", "--port", str(port)),
-        cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        python_m_logs(
+            "web", "--db", str(db), "--timezone", "Europe/London", "--host", "127.0.0.1", "--port", str(port)
+        ),
+        cwd=REPO,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -123,8 +136,12 @@ def test_login_today_csv_and_refusal(chromium: str, server: str, tmp_path: Path)
     profile = tmp_path / "chromium-profile"
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-            accept_downloads=True, viewport={"width": 1100, "height": 700},
+            str(profile),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            accept_downloads=True,
+            viewport={"width": 1100, "height": 700},
         )
         try:
             page = context.new_page()

@@ -4,7 +4,9 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "vm: boots a QEMU virtual machine (root, ~10-15 minutes; see tests/system/test_boot_vm.py)")
+    config.addinivalue_line(
+        "markers", "vm: boots a QEMU virtual machine (root, ~10-15 minutes; see tests/system/test_boot_vm.py)"
+    )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

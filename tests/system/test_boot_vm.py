@@ -52,7 +52,18 @@ EXPECTED = {
     # For working on the harness: CLOCKFACE_VM_ONLY=usb-enrol,recognise runs only those boot-1 checks.
     "only": [c for c in os.environ.get("CLOCKFACE_VM_ONLY", "").split(",") if c],
 }
-GUEST_CHECKS = ["ready", "usb-enrol", "recognise", "watchdog", "pre-poweroff", "ready-after-poweroff", "integrity-after-poweroff", "clean-stop", "retention", "camera-v4l2"]
+GUEST_CHECKS = [
+    "ready",
+    "usb-enrol",
+    "recognise",
+    "watchdog",
+    "pre-poweroff",
+    "ready-after-poweroff",
+    "integrity-after-poweroff",
+    "clean-stop",
+    "retention",
+    "camera-v4l2",
+]
 HOST_CHECKS = ["setup-rerun", "uninstall", "stick-report", "rows-survive-poweroff", "clean-shutdown"]
 
 
@@ -63,10 +74,18 @@ def _ensure_tools() -> None:
     if not missing:
         return
     if os.environ.get("CI") != "true":
-        pytest.skip(f"missing {' '.join(missing)} (apt-get install -y {' '.join(missing)}; installed automatically when CI=true)")
+        pytest.skip(
+            f"missing {' '.join(missing)} (apt-get install -y {' '.join(missing)}; installed automatically when CI=true)"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    p = subprocess.run(f"apt-get update -qq && apt-get install -y -qq {' '.join(missing)}", shell=True, env=env,
-                       text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p = subprocess.run(
+        f"apt-get update -qq && apt-get install -y -qq {' '.join(missing)}",
+        shell=True,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     still = vmlib.missing_tools()
     if p.returncode != 0 or still:
         pytest.skip(f"cannot install {' '.join(still or missing)} with apt-get: {p.stdout.strip().splitlines()[-1:]}")
@@ -98,7 +117,9 @@ def vm_results() -> Results:
         t = time.monotonic()
         image = vmlib.prepare_image(base, work, model, video, EXPECTED, log)
         res.timings.append(f"install + image {time.monotonic() - t:.0f}s")
-        res.add("setup-rerun", image.rerun_ok, "second ./setup.sh --device succeeded and kept /etc/clockface/clockface.toml")
+        res.add(
+            "setup-rerun", image.rerun_ok, "second ./setup.sh --device succeeded and kept /etc/clockface/clockface.toml"
+        )
         res.add("uninstall", *image.uninstall)
         stick = work / "stick.img"
         vmlib.make_stick(stick, {name: faces / rel for name, rel in PHOTOS.items()})
@@ -112,36 +133,54 @@ def vm_results() -> Results:
         csv = next((k for k in files if k.lower().endswith("clockface-report.csv")), None)
         text = report.decode("utf-8", "replace") if report else ""
         named = [n for n in EXPECTED["enrolled"] if n.replace("_", " ").lower() in text.lower().replace("_", " ")]
-        res.add("stick-report", bool(report) and bool(csv) and len(named) == len(EXPECTED["enrolled"]),
-                f"files on the stick after boot 1: {sorted(files)}; report names {named}; first lines: "
-                + " | ".join(text.strip().splitlines()[:6]))
+        res.add(
+            "stick-report",
+            bool(report) and bool(csv) and len(named) == len(EXPECTED["enrolled"]),
+            f"files on the stick after boot 1: {sorted(files)}; report names {named}; first lines: "
+            + " | ".join(text.strip().splitlines()[:6]),
+        )
 
         b2 = vmlib.boot(image, work, 2, log, timeout=900)
         res.timings.append(f"boot 2 {b2.seconds:.0f}s")
         for c in b2.checks:
             res.checks[c.name] = c
         lost = [r for r in b1.rows if r not in b2.rows]
-        res.add("rows-survive-poweroff", bool(b1.rows) and not lost,
-                f"{len(b1.rows)} rows reported before the power cut, {len(b2.rows)} after; missing {lost}")
+        res.add(
+            "rows-survive-poweroff",
+            bool(b1.rows) and not lost,
+            f"{len(b1.rows)} rows reported before the power cut, {len(b2.rows)} after; missing {lost}",
+        )
 
         fsck = subprocess.run(["e2fsck", "-fn", str(image.rootfs_img)], text=True, capture_output=True)
         journal = vmlib.read_guest_journal(image.rootfs_img, work)
-        stop_lines = [ln for ln in journal.splitlines() if "systemd[1]: " in ln and ("clockface.service" in ln or "clockface face-recognition" in ln)]
+        stop_lines = [
+            ln
+            for ln in journal.splitlines()
+            if "systemd[1]: " in ln and ("clockface.service" in ln or "clockface face-recognition" in ln)
+        ]
         tail = stop_lines[-6:]
-        stopped = any("Stopping clockface" in ln for ln in tail) and any("Deactivated successfully" in ln or "Stopped clockface" in ln for ln in tail)
+        stopped = any("Stopping clockface" in ln for ln in tail) and any(
+            "Deactivated successfully" in ln or "Stopped clockface" in ln for ln in tail
+        )
         killed = any("Killing" in ln or "timed out" in ln or "Failed with result" in ln for ln in tail)
         powered = "Power down" in b2.console or "reboot: Power down" in b2.console
-        res.add("clean-shutdown", b2.exited and b2.returncode == 0 and stopped and not killed and fsck.returncode == 0,
-                f"QEMU exited by itself={b2.exited} rc={b2.returncode} 'Power down'={powered}; e2fsck -fn exit {fsck.returncode}; "
-                f"last clockface journal lines: {' | '.join(tail)}")
+        res.add(
+            "clean-shutdown",
+            b2.exited and b2.returncode == 0 and stopped and not killed and fsck.returncode == 0,
+            f"QEMU exited by itself={b2.exited} rc={b2.returncode} 'Power down'={powered}; e2fsck -fn exit {fsck.returncode}; "
+            f"last clockface journal lines: {' | '.join(tail)}",
+        )
         (work / "guest-journal.txt").write_text(journal)
-    except Exception as exc:  # noqa: BLE001 - reported by every check below
+    except Exception as exc:
         res.error = f"{type(exc).__name__}: {exc}"
         log(f"harness error: {res.error}")
     lines = ["summary (" + ", ".join(res.timings) + f"), work dir {work}"]
     for name in GUEST_CHECKS + HOST_CHECKS:
         c = res.checks.get(name)
-        lines.append(f"  {'PASS' if c and c.ok else 'FAIL' if c else 'MISS'} {name:26} " + (f"t={c.guest_t} took={c.took} {c.detail}" if c else "(not reported)"))
+        lines.append(
+            f"  {'PASS' if c and c.ok else 'FAIL' if c else 'MISS'} {name:26} "
+            + (f"t={c.guest_t} took={c.took} {c.detail}" if c else "(not reported)")
+        )
     for line in lines:
         log(line)
     vmlib.REPORT.extend(lines)  # printed in pytest's terminal summary, pass or fail (conftest.py)

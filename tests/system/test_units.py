@@ -121,7 +121,7 @@ def test_exec_commands_exist_in_cli() -> None:
     """Every `clockface ...` command line in the units is a real command with real options."""
     import click
 
-    from device.cli import main
+    from device.cli.main import main
 
     for unit in SERVICES:
         for key in ("ExecStart", "ExecStartPre", "ExecStartPost"):
@@ -140,7 +140,9 @@ def test_exec_commands_exist_in_cli() -> None:
                 known = {o for p in cmd.params for o in getattr(p, "opts", [])}
                 for w in words:
                     if w.startswith("-"):
-                        assert w.split("=")[0] in known, f"{unit} {key}: `clockface {' '.join(args)}`: no option {w} (has {sorted(known)})"
+                        assert w.split("=")[0] in known, (
+                            f"{unit} {key}: `clockface {' '.join(args)}`: no option {w} (has {sorted(known)})"
+                        )
 
 
 def test_udev_rule_is_well_formed() -> None:
@@ -156,7 +158,9 @@ def test_udev_rule_is_well_formed() -> None:
             keys.append((m.group(1), m.group(2), m.group(3)))
             pos = m.end()
         for key, op, value in keys:
-            assert not (key in ("RUN", "PROGRAM") and "mount" in value), "never mount from udev (its own mount namespace)"
+            assert not (key in ("RUN", "PROGRAM") and "mount" in value), (
+                "never mount from udev (its own mount namespace)"
+            )
     text = RULE.read_text()
     assert 'ENV{SYSTEMD_WANTS}+="clockface-stick@%k.service"' in text
     assert 'TAG+="systemd"' in text
@@ -189,4 +193,6 @@ def test_installer_installs_every_unit() -> None:
         assert unit in text, f"install-device.sh does not install {unit}"
     assert RULE.name in text
     assert "--system-site-packages" in text
-    assert "converter" not in re.findall(r'pip install[^\n]*', text)[0] if re.findall(r'pip install[^\n]*', text) else True
+    assert (
+        "converter" not in re.findall(r"pip install[^\n]*", text)[0] if re.findall(r"pip install[^\n]*", text) else True
+    )

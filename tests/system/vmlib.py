@@ -19,10 +19,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -59,7 +59,9 @@ class Log:
 
 
 def missing_tools() -> list[str]:
-    return [pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists()]
+    return [
+        pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists()
+    ]
 
 
 def debian_mirror() -> str:
@@ -206,14 +208,21 @@ def find_model(log: Log) -> Path:
     if clockface.exists():
         log(f"converting {MODEL} once into {cached} (cached for later runs)")
         cached.mkdir(parents=True, exist_ok=True)
-        p = subprocess.run([str(clockface), "convert", MODEL, "--output", str(cached)], text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1200)
+        p = subprocess.run(
+            [str(clockface), "convert", MODEL, "--output", str(cached)],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=1200,
+        )
         if p.returncode == 0 and (cached / f"{MODEL}.tflite").is_file():
             return cached
         log("conversion failed, falling back to an existing copy: " + " | ".join(p.stdout.splitlines()[-3:]))
     candidates = [REPO / "models-dev"]
     if clockface.exists():
-        p = subprocess.run([str(clockface), "config", "show", "--key", "paths.data_dir"], text=True, capture_output=True)
+        p = subprocess.run(
+            [str(clockface), "config", "show", "--key", "paths.data_dir"], text=True, capture_output=True
+        )
         if p.returncode == 0 and p.stdout.strip():
             candidates.append(Path(p.stdout.strip()) / "models")
     for c in candidates:
@@ -236,9 +245,9 @@ def set_camera_source(config: Path, source: str) -> None:
     line = f'source = "{source}"'
     m = re.search(r"^\[camera\][^\n]*\n", text, re.M)
     if m:
-        end = re.search(r"^\[", text[m.end():], re.M)
+        end = re.search(r"^\[", text[m.end() :], re.M)
         section_end = m.end() + (end.start() if end else len(text) - m.end())
-        body = text[m.end():section_end]
+        body = text[m.end() : section_end]
         if re.search(r"^\s*#?\s*source\s*=.*$", body, re.M):
             body = re.sub(r"^\s*#?\s*source\s*=.*$", line, body, count=1, flags=re.M)
         else:
@@ -249,7 +258,9 @@ def set_camera_source(config: Path, source: str) -> None:
     config.write_text(text)
 
 
-def chroot_sh(rootfs: Path, script: str, logfile: Path, pip_cache: Path, timeout: float = 1500) -> subprocess.CompletedProcess:
+def chroot_sh(
+    rootfs: Path, script: str, logfile: Path, pip_cache: Path, timeout: float = 1500
+) -> subprocess.CompletedProcess:
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/root",
@@ -271,12 +282,19 @@ def chroot_sh(rootfs: Path, script: str, logfile: Path, pip_cache: Path, timeout
         lent.unlink(missing_ok=True)
 
 
-def _chroot_run(rootfs: Path, script: str, logfile: Path, pip_cache: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+def _chroot_run(
+    rootfs: Path, script: str, logfile: Path, pip_cache: Path, env: dict, timeout: float
+) -> subprocess.CompletedProcess:
     with chroot_mounts(rootfs, pip_cache), open(logfile, "a") as fh:
         fh.write(f"\n$ {script}\n")
         fh.flush()
-        return subprocess.run(["chroot", str(rootfs), "/bin/bash", "-c", script], env=env, stdout=fh,
-                              stderr=subprocess.STDOUT, timeout=timeout)
+        return subprocess.run(
+            ["chroot", str(rootfs), "/bin/bash", "-c", script],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )
 
 
 @dataclass
@@ -307,17 +325,26 @@ def prepare_image(base: Path, work: Path, model_dir: Path, video: Path, expected
     p = chroot_sh(rootfs, "cd /usr/src/clockface && ./setup.sh --device", install_log, CACHE / "pip")
     text = install_log.read_text()
     if p.returncode != 0:
-        raise RuntimeError(f"./setup.sh --device failed in the image (exit {p.returncode}):\n" + "\n".join(text.splitlines()[-40:]))
-    log(f"setup.sh --device took {time.monotonic() - t0:.0f}s; its output:\n    " + "\n    ".join(text.strip().splitlines()[-25:]))
+        raise RuntimeError(
+            f"./setup.sh --device failed in the image (exit {p.returncode}):\n" + "\n".join(text.splitlines()[-40:])
+        )
+    log(
+        f"setup.sh --device took {time.monotonic() - t0:.0f}s; its output:\n    "
+        + "\n    ".join(text.strip().splitlines()[-25:])
+    )
     # Idempotence: a second run (an upgrade in place) must succeed and keep the config.
     config = rootfs / "etc/clockface/clockface.toml"
     before = config.read_text()
     t0 = time.monotonic()
     p = chroot_sh(rootfs, "cd /usr/src/clockface && ./setup.sh --device", install_log, CACHE / "pip")
     rerun_ok = p.returncode == 0 and config.read_text() == before
-    log(f"re-run of setup.sh --device: exit {p.returncode}, config kept: {config.read_text() == before} ({time.monotonic() - t0:.0f}s)")
+    log(
+        f"re-run of setup.sh --device: exit {p.returncode}, config kept: {config.read_text() == before} ({time.monotonic() - t0:.0f}s)"
+    )
     if p.returncode != 0:
-        raise RuntimeError("second ./setup.sh --device failed:\n" + "\n".join(install_log.read_text().splitlines()[-30:]))
+        raise RuntimeError(
+            "second ./setup.sh --device failed:\n" + "\n".join(install_log.read_text().splitlines()[-30:])
+        )
 
     uid, gid = _owner(rootfs, "clockface")
     models = rootfs / "var/lib/clockface/models"
@@ -360,19 +387,29 @@ def prepare_image(base: Path, work: Path, model_dir: Path, video: Path, expected
 
 def check_uninstall(rootfs: Path, install_log: Path, log: Log) -> tuple[bool, str]:
     """On the copy that is no longer needed: --uninstall keeps data and config, --purge-data does not."""
-    gone = ["opt/clockface", "etc/systemd/system/clockface.service", "etc/systemd/system/clockface-stick@.service",
-            "etc/systemd/system/clockface-retention.timer", "etc/udev/rules.d/99-clockface-stick.rules", "usr/local/bin/clockface",
-            "etc/systemd/system/multi-user.target.wants/clockface.service"]
+    gone = [
+        "opt/clockface",
+        "etc/systemd/system/clockface.service",
+        "etc/systemd/system/clockface-stick@.service",
+        "etc/systemd/system/clockface-retention.timer",
+        "etc/udev/rules.d/99-clockface-stick.rules",
+        "usr/local/bin/clockface",
+        "etc/systemd/system/multi-user.target.wants/clockface.service",
+    ]
     kept = ["var/lib/clockface/models/dlib-resnet-v1.tflite", "etc/clockface/clockface.toml"]
     p1 = chroot_sh(rootfs, "cd /usr/src/clockface && ./setup.sh --device --uninstall", install_log, CACHE / "pip")
     left = [g for g in gone if (rootfs / g).exists() or (rootfs / g).is_symlink()]
     lost = [k for k in kept if not (rootfs / k).exists()]
-    p2 = chroot_sh(rootfs, "cd /usr/src/clockface && ./setup.sh --device --uninstall --purge-data", install_log, CACHE / "pip")
+    p2 = chroot_sh(
+        rootfs, "cd /usr/src/clockface && ./setup.sh --device --uninstall --purge-data", install_log, CACHE / "pip"
+    )
     purged_left = [k for k in kept if (rootfs / k).exists()]
     user_left = "clockface:" in (rootfs / "etc/passwd").read_text()
     ok = p1.returncode == 0 and p2.returncode == 0 and not left and not lost and not purged_left and not user_left
-    detail = (f"--uninstall exit {p1.returncode}, left behind {left}, data/config lost {lost}; "
-              f"--purge-data exit {p2.returncode}, still there {purged_left}, user left {user_left}")
+    detail = (
+        f"--uninstall exit {p1.returncode}, left behind {left}, data/config lost {lost}; "
+        f"--purge-data exit {p2.returncode}, still there {purged_left}, user left {user_left}"
+    )
     log(f"uninstall check: {detail}")
     return ok, detail
 
@@ -443,7 +480,7 @@ class Monitor:
                 if not chunk:
                     break
                 buf += chunk
-        except socket.timeout:
+        except TimeoutError:
             pass
         finally:
             s.close()
@@ -468,17 +505,42 @@ def boot(img: Image, work: Path, boot_no: int, log: Log, timeout: float, stick: 
     console.unlink(missing_ok=True)
     mon.unlink(missing_ok=True)
     cmd = [
-        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "2", "-m", "2048",
-        "-display", "none", "-no-reboot", "-nic", "none", "-rtc", "base=utc",
-        "-kernel", str(img.kernel), "-initrd", str(img.initrd),
-        "-append", "root=/dev/vda rw console=ttyS0 quiet",
-        "-drive", f"file={img.rootfs_img},format=raw,if=virtio",
-        "-device", "qemu-xhci,id=xhci",
-        "-serial", f"file:{console}", "-monitor", f"unix:{mon},server,nowait",
+        "qemu-system-x86_64",
+        "-machine",
+        "q35,accel=tcg",
+        "-cpu",
+        "max",
+        "-smp",
+        "2",
+        "-m",
+        "2048",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-rtc",
+        "base=utc",
+        "-kernel",
+        str(img.kernel),
+        "-initrd",
+        str(img.initrd),
+        "-append",
+        "root=/dev/vda rw console=ttyS0 quiet",
+        "-drive",
+        f"file={img.rootfs_img},format=raw,if=virtio",
+        "-device",
+        "qemu-xhci,id=xhci",
+        "-serial",
+        f"file:{console}",
+        "-monitor",
+        f"unix:{mon},server,nowait",
     ]
     log(f"boot {boot_no}: starting QEMU (TCG, no KVM)")
     t0 = time.monotonic()
-    qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    qemu = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     monitor = Monitor(mon)
     checks: list[Check] = []
     rows: list[list] = []
@@ -500,7 +562,9 @@ def boot(img: Image, work: Path, boot_no: int, log: Log, timeout: float, stick: 
                     if cm:
                         c = Check(cm.group(1), cm.group(2) == "PASS", cm.group(3), cm.group(4), cm.group(5), boot_no)
                         checks.append(c)
-                        log(f"boot {boot_no}: {'PASS' if c.ok else 'FAIL'} {c.name:26} guest t={c.guest_t}s took={c.took}s  {c.detail}")
+                        log(
+                            f"boot {boot_no}: {'PASS' if c.ok else 'FAIL'} {c.name:26} guest t={c.guest_t}s took={c.took}s  {c.detail}"
+                        )
                 elif kind == "ROWS":
                     rows = __import__("json").loads(rest)
                 elif kind == "BOOT":
@@ -512,7 +576,9 @@ def boot(img: Image, work: Path, boot_no: int, log: Log, timeout: float, stick: 
                     if stick is None:
                         log(f"boot {boot_no}: guest asked for the stick but there is none")
                     else:
-                        log(f"boot {boot_no}: plugging the USB stick in (QEMU monitor: drive_add + device_add usb-storage)")
+                        log(
+                            f"boot {boot_no}: plugging the USB stick in (QEMU monitor: drive_add + device_add usb-storage)"
+                        )
                         out1 = monitor.command(f"drive_add 0 if=none,id=stick,file={stick},format=raw")
                         out2 = monitor.command("device_add usb-storage,bus=xhci.0,drive=stick,id=stickdev,removable=on")
                         for out in (out1, out2):
@@ -553,6 +619,22 @@ def read_guest_journal(img: Path, work: Path) -> str:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir()
     run(["debugfs", "-R", f"rdump /var/log/journal {dest}", str(img)])
-    p = subprocess.run(["journalctl", "--no-pager", "-D", str(dest / "journal"), "-b", "0", "-o", "short-monotonic",
-                        "-u", "clockface.service", "-u", "clockface-vmtest.service"], text=True, capture_output=True)
+    p = subprocess.run(
+        [
+            "journalctl",
+            "--no-pager",
+            "-D",
+            str(dest / "journal"),
+            "-b",
+            "0",
+            "-o",
+            "short-monotonic",
+            "-u",
+            "clockface.service",
+            "-u",
+            "clockface-vmtest.service",
+        ],
+        text=True,
+        capture_output=True,
+    )
     return p.stdout + p.stderr

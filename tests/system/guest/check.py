@@ -92,7 +92,17 @@ def wait_for(pred, timeout: float, interval: float = 1.0):
 
 def wait_running(timeout: float) -> dict[str, str]:
     """Wait until the service is active/running (for Type=notify: READY=1 was received)."""
-    keys = ("ActiveState", "SubState", "Result", "NRestarts", "MainPID", "StatusText", "Type", "ExecMainStartTimestampMonotonic", "ActiveEnterTimestampMonotonic")
+    keys = (
+        "ActiveState",
+        "SubState",
+        "Result",
+        "NRestarts",
+        "MainPID",
+        "StatusText",
+        "Type",
+        "ExecMainStartTimestampMonotonic",
+        "ActiveEnterTimestampMonotonic",
+    )
 
     def ready():
         p = props(SERVICE, *keys)
@@ -110,8 +120,12 @@ def as_clockface_sql(db: Path, query: str) -> list:
         "con = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True, timeout=30)\n"
         "print(json.dumps([list(r) for r in con.execute(sys.argv[2]).fetchall()]))\n"
     )
-    out = subprocess.run(["runuser", "-u", "clockface", "--", "python3", "-c", code, str(db), query],
-                         text=True, capture_output=True, timeout=120)
+    out = subprocess.run(
+        ["runuser", "-u", "clockface", "--", "python3", "-c", code, str(db), query],
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}")
     return json.loads(out.stdout)
@@ -140,6 +154,7 @@ def fsync_write(path: Path, text: str) -> None:
 
 
 # --- boot 1 -----------------------------------------------------------------------
+
 
 def check_ready(name: str = "ready") -> dict[str, str]:
     t0 = now()
@@ -176,7 +191,13 @@ def check_watchdog() -> None:
 
     def restarted():
         q = props(SERVICE, "ActiveState", "SubState", "MainPID", "NRestarts")
-        return q if int(q.get("NRestarts", "0") or 0) > restarts and q.get("SubState") == "running" and q.get("MainPID") != pid else None
+        return (
+            q
+            if int(q.get("NRestarts", "0") or 0) > restarts
+            and q.get("SubState") == "running"
+            and q.get("MainPID") != pid
+            else None
+        )
 
     q = wait_for(restarted, EXPECTED["watchdog_timeout"])
     log = journal(SERVICE, cur)
@@ -184,7 +205,11 @@ def check_watchdog() -> None:
     ok = bool(q) and timeout_seen
     detail = (
         f"WatchdogSec={watchdog_usec} pid {pid} SIGSTOPped; "
-        + (f"restarted as pid {q['MainPID']} NRestarts={q['NRestarts']} after {now() - frozen:.1f}s" if q else "NOT restarted")
+        + (
+            f"restarted as pid {q['MainPID']} NRestarts={q['NRestarts']} after {now() - frozen:.1f}s"
+            if q
+            else "NOT restarted"
+        )
         + f"; journal 'Watchdog timeout': {timeout_seen}"
     )
     if not ok:
@@ -199,19 +224,29 @@ def check_usb_enrol() -> None:
     pattern = re.compile(r"clockface-stick@(\S+)\.service: (Deactivated successfully|Failed with result '[^']*')")
 
     def finished():
-        m = pattern.search(sh("journalctl", "--no-pager", "-o", "cat", "--after-cursor", cur, "-u", "clockface-stick@*"))
+        m = pattern.search(
+            sh("journalctl", "--no-pager", "-o", "cat", "--after-cursor", cur, "-u", "clockface-stick@*")
+        )
         return m
 
     m = wait_for(finished, EXPECTED["enrol_timeout"], 2.0)
     log = sh("journalctl", "--no-pager", "-o", "short-monotonic", "--after-cursor", cur, "-u", "clockface-stick@*")
     if not m:
-        check("usb-enrol", False, t0, "no clockface-stick@ unit finished; udev/journal: " + tail(log, 15) + " | " + tail(sh("journalctl", "--no-pager", "-n", "30", "--after-cursor", cur), 15))
+        check(
+            "usb-enrol",
+            False,
+            t0,
+            "no clockface-stick@ unit finished; udev/journal: "
+            + tail(log, 15)
+            + " | "
+            + tail(sh("journalctl", "--no-pager", "-n", "30", "--after-cursor", cur), 15),
+        )
         return
     kernel_name, result = m.group(1), m.group(2)
     mounted = subprocess.run(["mountpoint", "-q", f"/run/clockface-stick/{kernel_name}"]).returncode == 0
     try:
         people = sorted(r[0] for r in as_clockface_sql(DATA / "gallery.db", "SELECT name FROM people"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         people = [f"<gallery unreadable: {exc}>"]
     want = sorted(norm(n) for n in EXPECTED["enrolled"])
     ok = result == "Deactivated successfully" and sorted(norm(p) for p in people) == want and not mounted
@@ -243,7 +278,9 @@ def check_recognise() -> None:
     logged = sorted({r[1] for r in rows})
     required = {norm(n) for n in EXPECTED["must_recognise"]}
     enrolled = {norm(n) for n in EXPECTED["enrolled"]}
-    ok = required <= {norm(n) for n in logged} and {norm(n) for n in logged} <= enrolled and q.get("Result") == "success"
+    ok = (
+        required <= {norm(n) for n in logged} and {norm(n) for n in logged} <= enrolled and q.get("Result") == "success"
+    )
     detail = (
         f"{how}; READY status={p.get('StatusText')!r}; clip finished={bool(q)} Result={q.get('Result')} exit={q.get('ExecMainStatus')}; "
         f"rows={len(rows)} people={logged} " + "; ".join(f"{r[1]} {r[2]} {r[3]}" for r in rows)
@@ -261,7 +298,12 @@ def selected(name: str) -> bool:
 
 
 def boot1() -> None:
-    for name, fn in (("ready", check_ready), ("usb-enrol", check_usb_enrol), ("recognise", check_recognise), ("watchdog", check_watchdog)):
+    for name, fn in (
+        ("ready", check_ready),
+        ("usb-enrol", check_usb_enrol),
+        ("recognise", check_recognise),
+        ("watchdog", check_watchdog),
+    ):
         if selected(name):
             fn()
     # Committed rows, then a hard power cut while the service runs (and holds the database open).
@@ -273,8 +315,12 @@ def boot1() -> None:
     sh("systemctl", "reset-failed", SERVICE)
     sh("systemctl", "start", SERVICE, timeout=300)
     p = wait_running(EXPECTED["ready_timeout"])
-    check("pre-poweroff", p.get("SubState") == "running" and bool(rows), t0,
-          f"{len(rows)} committed rows saved; service {p.get('ActiveState')}/{p.get('SubState')} pid {p.get('MainPID')}")
+    check(
+        "pre-poweroff",
+        p.get("SubState") == "running" and bool(rows),
+        t0,
+        f"{len(rows)} committed rows saved; service {p.get('ActiveState')}/{p.get('SubState')} pid {p.get('MainPID')}",
+    )
     say(f"VMTEST DONE boot1 failures={','.join(failures) or 'none'}")
     say("VMTEST REQUEST hard-poweroff")
     while True:  # the host pulls the plug
@@ -282,6 +328,7 @@ def boot1() -> None:
 
 
 # --- boot 2 -----------------------------------------------------------------------
+
 
 def boot2() -> None:
     check_ready("ready-after-poweroff")
@@ -291,14 +338,19 @@ def boot2() -> None:
     for db in ("attendance.db", "gallery.db"):
         try:
             results[db] = as_clockface_sql(DATA / db, "PRAGMA integrity_check")[0][0]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             results[db] = f"error: {exc}"
     rows = attendance_rows()
     say("VMTEST ROWS " + json.dumps(rows))
     have = {r[0]: r for r in rows}
     lost = [r for r in (saved or []) if have.get(r[0]) != r]
     ok = all(v == "ok" for v in results.values()) and bool(saved) and not lost
-    check("integrity-after-poweroff", ok, t0, f"integrity_check {results}; rows before {len(saved or [])} after {len(rows)}; lost/changed {lost}")
+    check(
+        "integrity-after-poweroff",
+        ok,
+        t0,
+        f"integrity_check {results}; rows before {len(saved or [])} after {len(rows)}; lost/changed {lost}",
+    )
 
     # A clean stop: SIGTERM finishes the frame and closes the databases, exit status 0, no SIGKILL.
     t0 = now()
@@ -310,7 +362,13 @@ def boot2() -> None:
     log = journal(SERVICE, cur)
     killed = "Killing" in log or "SIGKILL" in log
     ok = p.get("ActiveState") == "inactive" and p.get("Result") == "success" and not killed
-    check("clean-stop", ok, t0, f"stop took {took:.1f}s Result={p.get('Result')} ExecMainCode={p.get('ExecMainCode')} status={p.get('ExecMainStatus')} killed={killed} " + tail(log, 4))
+    check(
+        "clean-stop",
+        ok,
+        t0,
+        f"stop took {took:.1f}s Result={p.get('Result')} ExecMainCode={p.get('ExecMainCode')} status={p.get('ExecMainStatus')} killed={killed} "
+        + tail(log, 4),
+    )
     # The daily retention job runs (and, with no retention_days set, removes nothing).
     t0 = now()
     timer = props("clockface-retention.timer", "ActiveState", "NextElapseUSecRealtime")
@@ -318,8 +376,13 @@ def boot2() -> None:
     r = props("clockface-retention.service", "Result", "ExecMainStatus")
     log = journal("clockface-retention.service", lines=5)
     after = attendance_rows()
-    check("retention", timer.get("ActiveState") == "active" and r.get("Result") == "success" and len(after) == len(rows), t0,
-          f"timer {timer.get('ActiveState')} next={timer.get('NextElapseUSecRealtime')}; service Result={r.get('Result')} status={r.get('ExecMainStatus')}; rows {len(rows)}->{len(after)}; " + tail(log, 3))
+    check(
+        "retention",
+        timer.get("ActiveState") == "active" and r.get("Result") == "success" and len(after) == len(rows),
+        t0,
+        f"timer {timer.get('ActiveState')} next={timer.get('NextElapseUSecRealtime')}; service Result={r.get('Result')} status={r.get('ExecMainStatus')}; rows {len(rows)}->{len(after)}; "
+        + tail(log, 3),
+    )
     check_camera()
     # Running again, so the system shutdown also stops it (the host checks that in the journal).
     sh("systemctl", "start", SERVICE, timeout=300)
@@ -332,7 +395,7 @@ def set_source(source: str) -> str:
     """Point [camera] source at `source`; return the previous file text."""
     config = Path("/etc/clockface/clockface.toml")
     old = config.read_text()
-    text, n = re.subn(r'(?m)^source\s*=.*$', f'source = "{source}"', old, count=1)
+    text, n = re.subn(r"(?m)^source\s*=.*$", f'source = "{source}"', old, count=1)
     config.write_text(text if n else old + f'\n[camera]\nsource = "{source}"\n')
     return old
 
@@ -364,7 +427,13 @@ def check_camera() -> None:
         log = journal(SERVICE, cur)
         denied = [ln for ln in log.splitlines() if "ermission denied" in ln or "not permitted" in ln]
         ok = bool(status) and p.get("SubState") == "running" and not denied
-        check("camera-v4l2", ok, t0, f"{node} {owner}; READY status={p.get('StatusText')!r}; later status={status!r}; denied={denied[:2]}" + ("" if ok else " journal: " + tail(log, 10)))
+        check(
+            "camera-v4l2",
+            ok,
+            t0,
+            f"{node} {owner}; READY status={p.get('StatusText')!r}; later status={status!r}; denied={denied[:2]}"
+            + ("" if ok else " journal: " + tail(log, 10)),
+        )
     finally:
         Path("/etc/clockface/clockface.toml").write_text(old)
         sh("systemctl", "stop", SERVICE, timeout=300)
@@ -380,7 +449,7 @@ def main() -> int:
             boot2()
         else:
             say(f"VMTEST DONE phase={phase} nothing to do")
-    except Exception as exc:  # noqa: BLE001 - report, then power off
+    except Exception as exc:
         say(f"VMTEST CHECK harness FAIL t={now():.1f} took=0 {type(exc).__name__}: {exc}")
         return 1
     return 0 if not failures else 1

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterator
 
+from device.camera.frames import Frame, FrameSource, SourceError
+from device.camera.sources import open_source
 from device.config import Config
-from device.notify import Notifier
-from device.recognise import Recogniser, Stats
-from device.recorder import Recorder, RecordResult
-from device.frames import Frame, FrameSource, SourceError
-from device.sources import open_source
-from device.terminal import LoadedModel, load_matcher, load_model
-from device.tracking import Decision, TrackerSettings
+from device.terminal.assembly import LoadedModel, load_matcher, load_model
+from device.terminal.notify import Notifier
+from device.terminal.recognise import Recogniser, Stats
+from device.terminal.recorder import Recorder, RecordResult
+from device.terminal.tracking import Decision, TrackerSettings
 from logs.store import AttendanceStore
 
 RECONNECT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between attempts to reopen a lost camera
@@ -64,7 +64,7 @@ class LatestFrame:
                 with self._cond:
                     self._frame = frame
                     self._cond.notify_all()
-        except Exception as exc:  # noqa: BLE001 - a camera error of any kind ends this capture, reported once
+        except Exception as exc:
             self.error = f"{self.source.name}: {exc}"
         with self._cond:
             self.finished = True
@@ -73,7 +73,9 @@ class LatestFrame:
     def newest(self, timeout: float) -> Frame | None:
         """The newest frame not yet taken, waiting up to `timeout` seconds."""
         with self._cond:
-            self._cond.wait_for(lambda: self.finished or (self._frame is not None and self._frame.index != self._taken), timeout)
+            self._cond.wait_for(
+                lambda: self.finished or (self._frame is not None and self._frame.index != self._taken), timeout
+            )
             if self._frame is None or self._frame.index == self._taken:
                 return None
             self._taken = self._frame.index
@@ -118,7 +120,7 @@ class Session:
     def people(self) -> int:
         return len(set(self.recogniser.matcher.names))
 
-    def reloaded(self, config: Config) -> "Session":
+    def reloaded(self, config: Config) -> Session:
         """A session for a new config/gallery. With the same model the model is
         not loaded again and tracks carry over: a person already recognised is
         not decided twice, while faces decided unknown get another look, since
@@ -135,7 +137,9 @@ class Session:
             new.recogniser.tracker = tracker
         return new
 
-    def handle(self, decisions: list[Decision], outcome: Outcome, on_event: Callable, on_message: Callable[[str], None]) -> None:
+    def handle(
+        self, decisions: list[Decision], outcome: Outcome, on_event: Callable, on_message: Callable[[str], None]
+    ) -> None:
         """Turn the frame's decisions into attendance (and, if configured, unknown-face) events."""
         for decision in decisions:
             result = None
@@ -161,7 +165,9 @@ def gallery_stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_ino, st.st_mtime_ns)
 
 
-def _live_frames(spec: str, config: Config, first: FrameSource, stop: threading.Event, report: Callable[[str], None]) -> Iterator[Frame | None]:
+def _live_frames(
+    spec: str, config: Config, first: FrameSource, stop: threading.Event, report: Callable[[str], None]
+) -> Iterator[Frame | None]:
     """Newest frames from a camera; reopen it with back-off when it vanishes.
     Yields None while waiting, so the caller's loop keeps its watchdog alive."""
     source: FrameSource | None = first
@@ -217,7 +223,7 @@ def run_terminal(
     preview = None
     try:
         if config.preview.enabled:
-            from device.preview import PreviewServer
+            from device.terminal.preview import PreviewServer
 
             preview = PreviewServer(config.preview)
             host, port = preview.address
@@ -227,7 +233,9 @@ def run_terminal(
         outcome.startup_seconds = time.perf_counter() - started
         notifier.ready(f"recognising {session.people} people from {source.name}")
         if session.people == 0:
-            on_message(f"no one enrolled yet ({config.paths.gallery}): enrol with `clockface enroll DIR` or a USB stick; the gallery is picked up when it appears")
+            on_message(
+                f"no one enrolled yet ({config.paths.gallery}): enrol with `clockface enroll DIR` or a USB stick; the gallery is picked up when it appears"
+            )
         frames = _live_frames(source_spec, config, source, stop, on_message) if source.live else source.frames()
         last_ping = last_status = last_check = time.monotonic()
         capture_started = time.perf_counter()
@@ -273,7 +281,9 @@ def run_terminal(
         if recorder.pending:
             recorder.flush()
             if recorder.pending:
-                outcome.errors.append(f"{len(recorder.pending)} attendance event(s) could not be saved: {recorder.last_error}")
+                outcome.errors.append(
+                    f"{len(recorder.pending)} attendance event(s) could not be saved: {recorder.last_error}"
+                )
     finally:
         if preview is not None:
             preview.close()

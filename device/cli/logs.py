@@ -18,7 +18,7 @@ import sys
 import time as time_module
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,7 +103,10 @@ def db_option(fn: F) -> F:
 def output_options(fn: F) -> F:
     fn = click.option("--json", "as_json", is_flag=True, help="Output JSON.")(fn)
     return click.option(
-        "--csv", "csv_file", type=click.Path(dir_okay=False, allow_dash=True), help="Write CSV to FILE ('-' for stdout)."
+        "--csv",
+        "csv_file",
+        type=click.Path(dir_okay=False, allow_dash=True),
+        help="Write CSV to FILE ('-' for stdout).",
     )(fn)
 
 
@@ -254,17 +257,24 @@ def logs() -> None:
 @click.pass_context
 @one_line_errors
 def today(
-    ctx: click.Context, db: Path | None, timezone_name: str | None, as_json: bool, csv_file: str | None, on_date: datetime | None
+    ctx: click.Context,
+    db: Path | None,
+    timezone_name: str | None,
+    as_json: bool,
+    csv_file: str | None,
+    on_date: datetime | None,
 ) -> None:
     """Who came in today, when they left, and who was late."""
     lctx = resolve(ctx, db, timezone_name)
-    day = on_date.date() if on_date else datetime.now(timezone.utc).astimezone(lctx.settings.zone).date()
+    day = on_date.date() if on_date else datetime.now(UTC).astimezone(lctx.settings.zone).date()
     with _open_readonly(lctx) as store:
         rows = _load_rows(store, lctx, day, day, None)
 
     def human() -> str:
         expected = lctx.settings.expected_start
-        heading = f"{day.isoformat()} ({lctx.settings.timezone})" + (f", expected start {expected:%H:%M}" if expected else "")
+        heading = f"{day.isoformat()} ({lctx.settings.timezone})" + (
+            f", expected start {expected:%H:%M}" if expected else ""
+        )
         if not rows:
             return f"{heading}: nobody yet"
         late = sum(1 for r in rows if r.late)
@@ -314,7 +324,9 @@ def report(
         )
         if totals:
             return total_table
-        return f"{day_table(rows, with_date=True)}\n\nTotals {first} to {last} ({lctx.settings.timezone})\n\n{total_table}"
+        return (
+            f"{day_table(rows, with_date=True)}\n\nTotals {first} to {last} ({lctx.settings.timezone})\n\n{total_table}"
+        )
 
     records = [total_dict(t) for t in person_totals] if totals else [day_row_dict(r) for r in rows]
     emit(records, as_json, csv_file, human)
@@ -389,7 +401,9 @@ def tail(
 @click.option("--json", "as_json", is_flag=True, help="Output the result as JSON.")
 @click.pass_context
 @one_line_errors
-def purge(ctx: click.Context, db: Path | None, timezone_name: str | None, before: datetime, yes: bool, as_json: bool) -> None:
+def purge(
+    ctx: click.Context, db: Path | None, timezone_name: str | None, before: datetime, yes: bool, as_json: bool
+) -> None:
     """Remove events before a date (the manual form of retention; recorded in audit_log)."""
     lctx = resolve(ctx, db, timezone_name)
     day = before.date()
@@ -397,10 +411,14 @@ def purge(ctx: click.Context, db: Path | None, timezone_name: str | None, before
         cutoff, _ = reports.day_bounds_utc(day, lctx.settings.zone)
         count = store.count_before(cutoff)
         if count and not yes:
-            click.confirm(f"Remove {count} events recorded before {day} ({lctx.settings.timezone}) from {lctx.db}?", abort=True)
+            click.confirm(
+                f"Remove {count} events recorded before {day} ({lctx.settings.timezone}) from {lctx.db}?", abort=True
+            )
         result = purge_before(store, day, lctx.settings.zone, reason="manual")
     if as_json:
-        click.echo(json.dumps({"before": day.isoformat(), "cutoff_utc": _iso(result.cutoff_utc), "removed": result.removed}))
+        click.echo(
+            json.dumps({"before": day.isoformat(), "cutoff_utc": _iso(result.cutoff_utc), "removed": result.removed})
+        )
     else:
         click.echo(f"Removed {result.removed} events before {day} ({lctx.settings.timezone}).")
 
@@ -419,8 +437,14 @@ def retain(ctx: click.Context, db: Path | None, timezone_name: str | None, as_js
         message = {"retention_days": None, "removed": 0}
         text = "logs.retention_days is not set: events are kept forever."
     else:
-        message = {"retention_days": lctx.settings.retention_days, "before": result.before_day.isoformat(), "removed": result.removed}
-        text = f"Removed {result.removed} events before {result.before_day} (keeping {lctx.settings.retention_days} days)."
+        message = {
+            "retention_days": lctx.settings.retention_days,
+            "before": result.before_day.isoformat(),
+            "removed": result.removed,
+        }
+        text = (
+            f"Removed {result.removed} events before {result.before_day} (keeping {lctx.settings.retention_days} days)."
+        )
     click.echo(json.dumps(message) if as_json else text)
 
 
@@ -452,7 +476,11 @@ def default_password_file(db: Path) -> Path:
 @db_option
 @click.option("--host", help="Address to bind (default: [web] host, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: [web] port, 8001).")
-@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), help="Password hash file (default: next to the database).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Password hash file (default: next to the database).",
+)
 @click.pass_context
 @one_line_errors
 def web(
@@ -491,8 +519,12 @@ def web(
 
 
 @web.command("set-password")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password (prompted if omitted).")
-@click.option("--print", "print_only", is_flag=True, help="Only print the hash (for [web] password_hash), do not write a file.")
+@click.option(
+    "--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password (prompted if omitted)."
+)
+@click.option(
+    "--print", "print_only", is_flag=True, help="Only print the hash (for [web] password_hash), do not write a file."
+)
 @click.pass_context
 @one_line_errors
 def set_password(ctx: click.Context, password: str, print_only: bool) -> None:

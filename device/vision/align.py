@@ -16,8 +16,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from device.detect import FaceBox, cascade_path, to_grey
-from device.model_card import ChipGeometry
+from device.vision.detect import FaceBox, cascade_path, to_grey
+from device.vision.model_card import ChipGeometry
 
 Point = tuple[float, float]
 
@@ -86,7 +86,13 @@ class Aligner:
         if x1 - x0 < 8 or y1 - y0 < 8 or not self._cascades:
             return box_eyes(box, self.geometry)
         scale = EYE_ROI_WIDTH / box.w
-        roi = cv2.resize(grey[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        roi = cv2.resize(
+            grey[y0:y1, x0:x1],
+            None,
+            fx=scale,
+            fy=scale,
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
         roi = cv2.equalizeHist(roi)
         min_eye, max_eye = int(0.12 * EYE_ROI_WIDTH), int(0.4 * EYE_ROI_WIDTH)
         for cascade, (lox, loy), (rox, roy) in self._cascades:
@@ -95,9 +101,7 @@ class Aligner:
             pair = pick_eye_pair(centres, box)
             if pair is not None:
                 (lx, ly), (rx, ry) = pair
-                return EyePoints(
-                    (lx - lox * box.w, ly - loy * box.w), (rx - rox * box.w, ry - roy * box.w), "cascade"
-                )
+                return EyePoints((lx - lox * box.w, ly - loy * box.w), (rx - rox * box.w, ry - roy * box.w), "cascade")
         return box_eyes(box, self.geometry)
 
     def eye_transform(self, eyes: EyePoints) -> np.ndarray:
@@ -105,7 +109,10 @@ class Aligner:
         cw, ch = self.geometry.size
         src = np.array([eyes.left, eyes.right], dtype=np.float64)
         dst = np.array(
-            [(self.geometry.left_eye[0] * cw, self.geometry.left_eye[1] * ch), (self.geometry.right_eye[0] * cw, self.geometry.right_eye[1] * ch)]
+            [
+                (self.geometry.left_eye[0] * cw, self.geometry.left_eye[1] * ch),
+                (self.geometry.right_eye[0] * cw, self.geometry.right_eye[1] * ch),
+            ]
         )
         return similarity_from_two_points(src, dst)
 
@@ -129,10 +136,14 @@ class Aligner:
                 shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64)
                 shrink = np.diag([pre, pre, 1.0])
                 full = np.vstack([m, [0, 0, 1]]) @ np.linalg.inv(shrink @ shift)
-                return cv2.warpAffine(region, full[:2], (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                return cv2.warpAffine(
+                    region, full[:2], (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+                )
         return cv2.warpAffine(frame_bgr, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
-    def align(self, frame_bgr: np.ndarray, box: FaceBox, grey: np.ndarray | None = None) -> tuple[np.ndarray, EyePoints]:
+    def align(
+        self, frame_bgr: np.ndarray, box: FaceBox, grey: np.ndarray | None = None
+    ) -> tuple[np.ndarray, EyePoints]:
         eyes = self.locate_eyes(to_grey(frame_bgr) if grey is None else grey, box)
         return self.chip(frame_bgr, eyes), eyes
 

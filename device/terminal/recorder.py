@@ -4,9 +4,9 @@ and a refusal to write evidence with a clock that is clearly wrong.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from logs.store import AttendanceEvent, AttendanceStore, StoreError, UnknownFaceEvent
@@ -58,7 +58,7 @@ class Recorder:
         terminal_id: str,
         source: str,
         cooldown: timedelta,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         checkout: str = "none",
     ) -> None:
         if checkout not in CHECKOUT_MODES:
@@ -120,7 +120,9 @@ class Recorder:
     def record(self, person: str, distance: float) -> RecordResult:
         now = self.clock()
         if not clock_is_plausible(now):
-            return RecordResult(None, f"clock not synchronised (system time {now:%Y-%m-%d %H:%M}Z is before {RELEASE_DATE})")
+            return RecordResult(
+                None, f"clock not synchronised (system time {now:%Y-%m-%d %H:%M}Z is before {RELEASE_DATE})"
+            )
         last = self._last(person)
         if last is not None and now - last.timestamp_utc < self.cooldown:
             return RecordResult(None, "cooldown")
@@ -137,7 +139,9 @@ class Recorder:
         )
         self._recent[person] = event
         if len(self.pending) >= MAX_PENDING:
-            return RecordResult(None, f"not saved: {MAX_PENDING} events already wait for the database ({self.last_error})")
+            return RecordResult(
+                None, f"not saved: {MAX_PENDING} events already wait for the database ({self.last_error})"
+            )
         self.pending.append(event)
         if event not in self.flush():
             return RecordResult(event, f"pending: {self.last_error}")

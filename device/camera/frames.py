@@ -1,11 +1,12 @@
 """What every frame source hands the recogniser, in its own module so that
-sources (device/sources.py) and the optional Pi camera (device/picamera.py)
+sources (device/camera/sources.py) and the optional Pi camera (device/camera/picamera.py)
 share it without importing each other."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 

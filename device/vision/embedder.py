@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.model_card import ModelCard, load_card
+from device.vision.model_card import ModelCard, load_card
 
 
 class EmbedderError(RuntimeError):
@@ -64,7 +64,9 @@ class Embedder:
         width, height = self.card.chip.size
         expected = (1, height, width, 3)
         if tuple(inp["shape"]) != expected:
-            raise EmbedderError(f"model input shape {tuple(inp['shape'])} does not match its sidecar chip size {expected}")
+            raise EmbedderError(
+                f"model input shape {tuple(inp['shape'])} does not match its sidecar chip size {expected}"
+            )
         if int(out["shape"][-1]) != self.card.embedding_size:
             raise EmbedderError(
                 f"model output size {int(out['shape'][-1])} does not match its sidecar embedding size {self.card.embedding_size}"

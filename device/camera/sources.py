@@ -8,13 +8,13 @@ A source spec is one string so it fits in the config and on the command line:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 
-from device.frames import Frame, FrameSource, SourceError
-from device.images import ImageReadError, is_image_file, read_image
+from device.camera.frames import Frame, FrameSource, SourceError
+from device.camera.images import ImageReadError, is_image_file, read_image
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg"})
 
@@ -32,8 +32,10 @@ class ImageFolderSource:
         self.skipped: list[str] = []
 
     @classmethod
-    def of_folder(cls, folder: Path) -> "ImageFolderSource":
-        return cls(sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name), f"folder:{folder.name}")
+    def of_folder(cls, folder: Path) -> ImageFolderSource:
+        return cls(
+            sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name), f"folder:{folder.name}"
+        )
 
     def frames(self) -> Iterator[Frame]:
         for i, path in enumerate(self.paths):
@@ -49,7 +51,9 @@ class ImageFolderSource:
 class VideoCaptureSource:
     """OpenCV VideoCapture: video files, USB/V4L2 cameras and network streams."""
 
-    def __init__(self, target: str | int, name: str, live: bool, width: int | None = None, height: int | None = None) -> None:
+    def __init__(
+        self, target: str | int, name: str, live: bool, width: int | None = None, height: int | None = None
+    ) -> None:
         self.name = name
         self.live = live
         self._cap = cv2.VideoCapture(target)
@@ -85,7 +89,7 @@ def open_source(spec: str, width: int | None = None, height: int | None = None) 
         index = int(spec.split(":", 1)[-1])
         return VideoCaptureSource(index, f"camera:{index}", live=True, width=width, height=height)
     if spec == "picamera2":
-        from device.picamera import PiCameraSource  # only on a Pi with python3-picamera2
+        from device.camera.picamera import PiCameraSource  # only on a Pi with python3-picamera2
 
         return PiCameraSource(width or 640, height or 480)
     if "://" in spec:
@@ -101,4 +105,6 @@ def open_source(spec: str, width: int | None = None, height: int | None = None) 
         if is_image_file(path):
             return ImageFolderSource([path], f"image:{path.name}")
         return VideoCaptureSource(str(path), f"video:{path.name}", live=False)
-    raise SourceError(f"source not found: {spec} (a camera index, /dev/videoN, picamera2, a URL, a video file or an image folder)")
+    raise SourceError(
+        f"source not found: {spec} (a camera index, /dev/videoN, picamera2, a URL, a video file or an image folder)"
+    )

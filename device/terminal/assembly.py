@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from device.config import Config
-from device.embedder import Embedder
-from device.faces import FacePipeline
-from device.matcher import Matcher
-from device.model_card import ModelCard, ModelCardError, load_card
+from device.vision.embedder import Embedder
+from device.vision.faces import FacePipeline
+from device.vision.matcher import Matcher
+from device.vision.model_card import ModelCard, ModelCardError, load_card
 from gallery.store import GalleryStore, ModelBinding
 
 
@@ -64,5 +64,9 @@ def load_matcher(config: Config, model: LoadedModel) -> Matcher:
         return Matcher([], np.zeros((0, model.card.embedding_size), np.float32), model.card.metric, model.threshold)
     templates = store.templates(model.binding)
     names = [t.person for t in templates]
-    vectors = np.stack([t.embedding for t in templates]) if templates else np.zeros((0, model.card.embedding_size), np.float32)
+    vectors = (
+        np.stack([t.embedding for t in templates])
+        if templates
+        else np.zeros((0, model.card.embedding_size), np.float32)
+    )
     return Matcher(names, vectors, model.card.metric, model.threshold)

@@ -9,11 +9,11 @@ Pure logic over boxes and match results, so it is tested on scripted input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections import Counter
+from dataclasses import dataclass, field
 
-from device.detect import FaceBox
-from device.matcher import Match
+from device.vision.detect import FaceBox
+from device.vision.matcher import Match
 
 
 @dataclass(frozen=True)

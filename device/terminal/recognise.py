@@ -1,6 +1,6 @@
 """One frame in, decisions out: detect every frame, embed only undecided tracks.
 
-The loop around it (device/service.py) owns the source, signals and systemd;
+The loop around it (device/terminal/service.py) owns the source, signals and systemd;
 this module owns the per-frame work and its timing, so the benchmark and the
 service measure the same code.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from device.detect import to_grey
-from device.faces import FacePipeline
-from device.matcher import Matcher
-from device.tracking import Decision, Tracker, TrackerSettings
+from device.terminal.tracking import Decision, Tracker, TrackerSettings
+from device.vision.detect import to_grey
+from device.vision.faces import FacePipeline
+from device.vision.matcher import Matcher
 
 STAGES = ("capture", "detect", "align", "embed", "match", "log")
 
@@ -34,7 +34,9 @@ class Stats:
 
 
 class Recogniser:
-    def __init__(self, pipeline: FacePipeline, matcher: Matcher, tracking: TrackerSettings, min_face_px: int = 0) -> None:
+    def __init__(
+        self, pipeline: FacePipeline, matcher: Matcher, tracking: TrackerSettings, min_face_px: int = 0
+    ) -> None:
         if pipeline.embedder is None:
             raise ValueError("the recogniser needs a pipeline with an embedder")
         self.pipeline = pipeline

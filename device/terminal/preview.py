@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cv2
 import numpy as np
 
-from device.tracking import Track
+from device.terminal.tracking import Track
 
 BOUNDARY = b"clockface-frame"
 PAGE = b"""<!doctype html><html><head><title>clockface preview</title>
@@ -118,7 +118,15 @@ class PreviewServer:
                 if jpeg is None or jpeg is sent:
                     continue
                 sent = jpeg
-                handler.wfile.write(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                handler.wfile.write(
+                    b"--"
+                    + BOUNDARY
+                    + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                    + str(len(jpeg)).encode()
+                    + b"\r\n\r\n"
+                    + jpeg
+                    + b"\r\n"
+                )
                 handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass

@@ -54,7 +54,7 @@ class FaceBox:
     def centre(self) -> tuple[float, float]:
         return (self.x + self.w / 2, self.y + self.h / 2)
 
-    def iou(self, other: "FaceBox") -> float:
+    def iou(self, other: FaceBox) -> float:
         inter = _intersection(self, other)
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
@@ -116,7 +116,13 @@ class FaceDetector:
         if x1 - x0 < 8 or y1 - y0 < 8:
             return False
         scale = VERIFY_FACE_PX / box.w
-        roi = cv2.resize(grey[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        roi = cv2.resize(
+            grey[y0:y1, x0:x1],
+            None,
+            fx=scale,
+            fy=scale,
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
         lo, hi = int(0.7 * VERIFY_FACE_PX), int(1.4 * VERIFY_FACE_PX)
         found = self._verifier.detectMultiScale(cv2.equalizeHist(roi), 1.1, 2, minSize=(lo, lo), maxSize=(hi, hi))
         return len(found) > 0
@@ -127,9 +133,16 @@ class FaceDetector:
         scale = min(1.0, work_size / max(work.shape))
         small = cv2.resize(work, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else work
         found = self._cascade.detectMultiScale(
-            cv2.equalizeHist(small), scaleFactor=s.scale_factor, minNeighbors=s.min_neighbors, minSize=(s.min_size, s.min_size)
+            cv2.equalizeHist(small),
+            scaleFactor=s.scale_factor,
+            minNeighbors=s.min_neighbors,
+            minSize=(s.min_size, s.min_size),
         )
-        boxes = sorted((FaceBox(x / scale, y / scale, w / scale, h / scale) for (x, y, w, h) in found), key=lambda b: b.area, reverse=True)
+        boxes = sorted(
+            (FaceBox(x / scale, y / scale, w / scale, h / scale) for (x, y, w, h) in found),
+            key=lambda b: b.area,
+            reverse=True,
+        )
         if self._verifier is not None:
             boxes = [b for b in boxes if self._confirmed(work, b)]
         return [_shift(b, -pad) for b in suppress_overlaps(boxes, s.max_overlap)]

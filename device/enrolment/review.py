@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from device.enrol import EnrolRules, Outcome, PhotoResult
-from device.matcher import pairwise_distances
+from device.enrolment.photo_rules import EnrolRules, Outcome, PhotoResult
+from device.vision.matcher import pairwise_distances
 from gallery.store import Template
 
 
@@ -30,6 +30,7 @@ def relative_name(path: Path, root: Path | None) -> str:
 
 
 # --- all photos together -------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LookAlike:
@@ -76,7 +77,9 @@ def review_photos(
             if twins:
                 j = twins[0]
                 out[i] = dataclasses.replace(
-                    out[i], outcome=Outcome.DUPLICATE, detail=f"nearly identical to {label(out[j].path)} (distance {d[k, idx.index(j)]:.2f})"
+                    out[i],
+                    outcome=Outcome.DUPLICATE,
+                    detail=f"nearly identical to {label(out[j].path)} (distance {d[k, idx.index(j)]:.2f})",
                 )
             else:
                 kept.append(i)
@@ -128,7 +131,9 @@ def review_photos(
         for (i, name), (dist, other) in sorted(nearest.items(), key=lambda kv: kv[1][0]):
             j = entries[other][3]
             same = " - the very same file" if out[i].sha256 and j is not None and out[j].sha256 == out[i].sha256 else ""
-            warn[i].append(f"looks like {name} ({entries[other][1]}, distance {dist:.2f}){same}: the same person under two names?")
+            warn[i].append(
+                f"looks like {name} ({entries[other][1]}, distance {dist:.2f}){same}: the same person under two names?"
+            )
     # A photo dropped as "not like the others": say whose photo it seems to be.
     for i, r in enumerate(out):
         if r.outcome is Outcome.NOT_ALIKE and entries:
@@ -136,7 +141,9 @@ def review_photos(
             d[[e[0] == r.person for e in entries]] = np.inf
             k = int(np.argmin(d))
             if d[k] <= threshold:
-                out[i] = dataclasses.replace(r, detail=f"{r.detail} It looks like {entries[k][0]} ({entries[k][1]}, distance {d[k]:.2f}).")
+                out[i] = dataclasses.replace(
+                    r, detail=f"{r.detail} It looks like {entries[k][0]} ({entries[k][1]}, distance {d[k]:.2f})."
+                )
     for i, messages in warn.items():
         if out[i].ok:
             out[i] = dataclasses.replace(out[i], warnings=out[i].warnings + tuple(dict.fromkeys(messages)))

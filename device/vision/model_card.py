@@ -80,7 +80,7 @@ class ModelCard:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
         try:
             if data.get("format") != SIDECAR_FORMAT:
                 raise ModelCardError(f"unsupported sidecar format {data.get('format')!r} (expected {SIDECAR_FORMAT})")
@@ -133,5 +133,7 @@ def load_card(model_path: Path, verify_hash: bool = True) -> ModelCard:
     except json.JSONDecodeError as exc:
         raise ModelCardError(f"model sidecar {side} is not valid JSON: {exc}") from None
     if verify_hash and sha256_file(model_path) != card.model_sha256:
-        raise ModelCardError(f"{model_path.name} does not match the sha256 in {side.name}: the file was changed or truncated")
+        raise ModelCardError(
+            f"{model_path.name} does not match the sha256 in {side.name}: the file was changed or truncated"
+        )
     return card

@@ -6,11 +6,11 @@ so the accuracy we report is the accuracy a user gets from the same photos.
 Three layers, each testable alone, each in its own module:
 - here, `examine_photo`: one photo -> one outcome (unreadable, no face, several
   faces, face too small, too dark, too blurry, or enrolled with an embedding),
-  through the one detect/align/embed path in device/faces.py.
-- device/photo_review.py, `review_photos`: rules that need all photos at once,
+  through the one detect/align/embed path in device/vision/faces.py.
+- device/enrolment/review.py, `review_photos`: rules that need all photos at once,
   in the model's own metric and threshold: duplicates, one person's photos
   that do not look alike, two names that look like the same person.
-- device/enrol_folder.py, `enrol_folder`: a folder (or stick) -> a new
+- device/enrolment/folder.py, `enrol_folder`: a folder (or stick) -> a new
   gallery, in replace or add mode, built completely and swapped in atomically.
 """
 
@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Iterable
 
 import cv2
 import numpy as np
 
-from device.faces import FacePipeline
-from device.images import ImageReadError, read_image
+from device.camera.images import ImageReadError, read_image
+from device.vision.faces import FacePipeline
 from gallery.layout import HEIC_SUFFIXES, Photo, Skipped
 
 
@@ -85,7 +85,7 @@ class PhotoResult:
 # --- one photo ---------------------------------------------------------------
 def read_photo(path: Path) -> np.ndarray:
     """8-bit BGR pixels of a photo, EXIF orientation applied. JPEG/PNG/... via
-    OpenCV (device/images.py); HEIC/HEIF via the optional pillow-heif package."""
+    OpenCV (device/camera/images.py); HEIC/HEIF via the optional pillow-heif package."""
     path = Path(path)
     if path.suffix.lower() not in HEIC_SUFFIXES:
         return read_image(path)
@@ -99,7 +99,7 @@ def read_photo(path: Path) -> np.ndarray:
     try:
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
         image = ImageOps.exif_transpose(heif.to_pillow()).convert("RGB")
-    except Exception as exc:  # noqa: BLE001 - libheif raises many types; each is "unreadable"
+    except Exception as exc:
         raise ImageReadError(f"{path.name}: not a readable HEIC image ({exc})") from None
     return cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
 
@@ -108,7 +108,9 @@ def chip_quality(chip_bgr: np.ndarray) -> tuple[float, float]:
     """(sharpness, brightness) of the face in an aligned chip, measured on its
     centre (eyes to mouth, little background), so every model's chip is judged alike."""
     h, w = chip_bgr.shape[:2]
-    grey = cv2.cvtColor(chip_bgr, cv2.COLOR_BGR2GRAY)[int(0.2 * h) : int(0.87 * h), int(0.17 * w) : int(0.83 * w)].astype(np.float64)
+    grey = cv2.cvtColor(chip_bgr, cv2.COLOR_BGR2GRAY)[
+        int(0.2 * h) : int(0.87 * h), int(0.17 * w) : int(0.83 * w)
+    ].astype(np.float64)
     brightness = float(grey.mean())
     spread = float(grey.var())
     sharpness = 1000.0 * float(cv2.Laplacian(grey, cv2.CV_64F).var()) / spread if spread > 1e-6 else 0.0
@@ -132,18 +134,30 @@ def examine_photo(photo: Photo, pipeline: FacePipeline, rules: EnrolRules) -> Ph
         detail = f"largest of {len(boxes)} faces used"
     if largest.w < rules.min_face_px:
         return PhotoResult(
-            photo.path, photo.person, Outcome.TOO_SMALL, f"face is {largest.w:.0f} px wide, needs {rules.min_face_px}", face_px=largest.w
+            photo.path,
+            photo.person,
+            Outcome.TOO_SMALL,
+            f"face is {largest.w:.0f} px wide, needs {rules.min_face_px}",
+            face_px=largest.w,
         )
     finding = pipeline.finding(image, largest)
     sharpness, brightness = chip_quality(finding.chip)
     measured = dict(face_px=largest.w, sharpness=sharpness, brightness=brightness)
     if brightness < rules.min_brightness:
         return PhotoResult(
-            photo.path, photo.person, Outcome.TOO_DARK, f"face brightness {brightness:.0f}, needs {rules.min_brightness:g}", **measured
+            photo.path,
+            photo.person,
+            Outcome.TOO_DARK,
+            f"face brightness {brightness:.0f}, needs {rules.min_brightness:g}",
+            **measured,
         )
     if sharpness < rules.min_sharpness:
         return PhotoResult(
-            photo.path, photo.person, Outcome.TOO_BLURRY, f"sharpness {sharpness:.0f}, needs {rules.min_sharpness:g}", **measured
+            photo.path,
+            photo.person,
+            Outcome.TOO_BLURRY,
+            f"sharpness {sharpness:.0f}, needs {rules.min_sharpness:g}",
+            **measured,
         )
     detail = "; ".join(d for d in (detail, f"eyes from {finding.eyes.source}") if d)
     return PhotoResult(photo.path, photo.person, Outcome.ENROLLED, detail, finding.embedding, **measured)
@@ -160,7 +174,9 @@ def examine_photos(
         digest = file_sha256(photo.path)
         first = seen.get((photo.key, digest)) if digest else None
         if first is not None:
-            result = PhotoResult(photo.path, photo.person, Outcome.DUPLICATE, f"same file as {first.name}", sha256=digest)
+            result = PhotoResult(
+                photo.path, photo.person, Outcome.DUPLICATE, f"same file as {first.name}", sha256=digest
+            )
         else:
             result = dataclasses.replace(examine_photo(photo, pipeline, rules), sha256=digest)
             if digest:

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from device.enrol import EnrolRules, PhotoResult, examine_photos, skipped_results
-from device.photo_review import ClosestPair, LookAlike, closest_pair, relative_name, review_photos
+from device.enrolment.photo_rules import EnrolRules, PhotoResult, examine_photos, skipped_results
+from device.enrolment.review import ClosestPair, LookAlike, closest_pair, relative_name, review_photos
 from gallery.layout import PeopleList, Photo, collect_photos, find_people_csv, person_key, read_people_csv
 from gallery.store import GalleryError, GalleryStore, ModelBinding, PersonRecord, Template, check_folder, write_gallery
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from device.terminal import LoadedModel
+    from device.terminal.assembly import LoadedModel
     from gallery.report import EnrolmentReport
 
 
@@ -72,7 +73,7 @@ class EnrolmentResult:
 
 def enrol_folder(
     images_dir: Path,
-    model: "LoadedModel",
+    model: LoadedModel,
     rules: EnrolRules,
     gallery_path: Path,
     add: bool = False,
@@ -91,7 +92,9 @@ def enrol_folder(
     images_dir = Path(images_dir)
     binding: ModelBinding = model.binding
     metric, threshold = model.card.metric, float(model.threshold)
-    result = EnrolmentResult(images_dir, Path(gallery_path), "add" if add else "replace", model.card.name, metric, threshold)
+    result = EnrolmentResult(
+        images_dir, Path(gallery_path), "add" if add else "replace", model.card.name, metric, threshold
+    )
 
     if write:  # fail before spending minutes on photos
         try:
@@ -118,7 +121,9 @@ def enrol_folder(
                 )
                 return result
             else:
-                result.notes.append(f"the previous gallery was made by another model ({bound.name}); everyone is re-enrolled from these photos")
+                result.notes.append(
+                    f"the previous gallery was made by another model ({bound.name}); everyone is re-enrolled from these photos"
+                )
                 old_records = {}
         except (GalleryError, KeyError) as exc:
             if add:
@@ -159,10 +164,18 @@ def enrol_folder(
     roster: list[RosterEntry] = []
     old_names = {person_key(name): name for name in old_records}
     for key, name in spelling.items():
-        mine = [Template(name, relative_name(r.path, images_dir), r.embedding) for r in reviewed if r.ok and person_key(r.person) == key]
+        mine = [
+            Template(name, relative_name(r.path, images_dir), r.embedding)
+            for r in reviewed
+            if r.ok and person_key(r.person) == key
+        ]
         old_name = old_names.get(key)
         old_record = old_records.get(old_name) if old_name else None
-        employee_id = people_list.employee_id(name) if person_key(name) in people_list.employee_ids else (old_record.employee_id if old_record else None)
+        employee_id = (
+            people_list.employee_id(name)
+            if person_key(name) in people_list.employee_ids
+            else (old_record.employee_id if old_record else None)
+        )
         if mine:
             new_templates.extend(mine)
             records[name] = PersonRecord(None, employee_id)
@@ -171,12 +184,24 @@ def enrol_folder(
             kept = [dataclasses.replace(t, person=name) for t in old_by_key[key]]
             kept_templates.extend(kept)
             records[name] = PersonRecord(old_record.enrolled_at if old_record else None, employee_id)
-            roster.append(RosterEntry(name, Status.KEPT, len(kept), employee_id, "no usable photo in this folder: previous enrolment kept"))
-            why = "; ".join(f"{relative_name(r.path, images_dir)}: {r.outcome.value}" for r in reviewed if person_key(r.person) == key)
+            roster.append(
+                RosterEntry(
+                    name, Status.KEPT, len(kept), employee_id, "no usable photo in this folder: previous enrolment kept"
+                )
+            )
+            why = "; ".join(
+                f"{relative_name(r.path, images_dir)}: {r.outcome.value}"
+                for r in reviewed
+                if person_key(r.person) == key
+            )
             result.problems.append(f"{name}: no usable photo ({why}), the previous enrolment is kept")
         else:
             roster.append(RosterEntry(name, Status.NOT_ENROLLED, 0, employee_id, "no usable photo"))
-            why = "; ".join(f"{relative_name(r.path, images_dir)}: {r.outcome.value}" for r in reviewed if person_key(r.person) == key)
+            why = "; ".join(
+                f"{relative_name(r.path, images_dir)}: {r.outcome.value}"
+                for r in reviewed
+                if person_key(r.person) == key
+            )
             result.problems.append(f"{name}: NOT ENROLLED, no usable photo ({why})")
     for key, templates in old_by_key.items():
         if key in spelling:
@@ -197,7 +222,9 @@ def enrol_folder(
 
     for r in result.results:
         if r.ok and r.warnings:
-            result.problems.extend(f"{relative_name(r.path, images_dir)}: {w}" for w in r.warnings if "looks like" not in w)
+            result.problems.extend(
+                f"{relative_name(r.path, images_dir)}: {w}" for w in r.warnings if "looks like" not in w
+            )
     for pair in look_alikes:
         result.problems.append(
             f"{pair.a} and {pair.b} look like the same person ({pair.photo_a} / {pair.photo_b}, distance {pair.distance:.2f}, "
@@ -207,7 +234,11 @@ def enrol_folder(
     final = kept_templates + new_templates
     result.closest = closest_pair(final, metric, threshold)
     if not new_templates:
-        result.error = "no usable photo in this folder, so the gallery was left unchanged" if photos else f"no photos found in {images_dir}, so the gallery was left unchanged"
+        result.error = (
+            "no usable photo in this folder, so the gallery was left unchanged"
+            if photos
+            else f"no photos found in {images_dir}, so the gallery was left unchanged"
+        )
         return result
     if not write:
         result.notes.append("check only: the gallery was not changed")
@@ -227,7 +258,7 @@ def _advice_is_news(result: EnrolmentResult) -> bool:
     return c is not None and c.confused and not any({p.a, p.b} == {c.a, c.b} for p in result.look_alikes)
 
 
-def to_report(result: EnrolmentResult, when: "datetime | None" = None) -> "EnrolmentReport":
+def to_report(result: EnrolmentResult, when: datetime | None = None) -> EnrolmentReport:
     """The plain report (gallery/report.py) of an enrolment: no embeddings in it."""
     from datetime import datetime
 

@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 
 from device.config import Config
-from device.enrol import examine_photo
-from device.notify import Notifier
-from device.service import run_terminal
-from device.terminal import SetupError, load_model
+from device.enrolment.photo_rules import examine_photo
+from device.terminal.assembly import SetupError, load_model
+from device.terminal.notify import Notifier
+from device.terminal.service import run_terminal
 from gallery.layout import Photo
 from gallery.store import Template, write_gallery
 
@@ -57,7 +57,7 @@ def astronaut_photo() -> Path:
 def head_and_shoulders(photo_bgr: np.ndarray) -> np.ndarray:
     """The photo cropped around its largest face with a generous margin, as a
     person a metre or two from the camera fills the frame."""
-    from device.detect import FaceDetector
+    from device.vision.detect import FaceDetector
 
     boxes = FaceDetector().detect(photo_bgr, still=True)
     if not boxes:
@@ -118,7 +118,9 @@ def run_demo(config: Config, data_dir: Path | None = None) -> DemoResult:
         if not enrolled.ok:
             raise DemoError(f"could not enrol the demo photo: {enrolled.outcome.value} ({enrolled.detail})")
         write_gallery(demo_config.paths.gallery, model.binding, [Template(DEMO_PERSON, photo.name, enrolled.embedding)])
-        result.lines.append(f"enrolled   {DEMO_PERSON} from {photo.name} ({enrolled.detail}) with model {model.card.name}")
+        result.lines.append(
+            f"enrolled   {DEMO_PERSON} from {photo.name} ({enrolled.detail}) with model {model.card.name}"
+        )
         clip = work / "demo-entrance.avi"
         frames = write_clip(cv2.imread(str(photo)), clip)
         result.lines.append(f"clip       {clip.name}: {frames} frames, {CLIP_SIZE[0]}x{CLIP_SIZE[1]}")

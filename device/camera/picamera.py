@@ -7,9 +7,9 @@ need the library.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
-from device.frames import Frame, SourceError
+from device.camera.frames import Frame, SourceError
 
 
 class PiCameraSource:
@@ -31,7 +31,9 @@ class PiCameraSource:
             self._cam.configure(config)
             self._cam.start()
         except (RuntimeError, IndexError, OSError) as exc:
-            raise SourceError(f"no Raspberry Pi camera available ({exc}); check the ribbon cable or use --source") from None
+            raise SourceError(
+                f"no Raspberry Pi camera available ({exc}); check the ribbon cable or use --source"
+            ) from None
 
     def frames(self) -> Iterator[Frame]:
         index = 0
@@ -44,5 +46,5 @@ class PiCameraSource:
         try:
             self._cam.stop()
             self._cam.close()
-        except Exception:  # noqa: BLE001 - closing a vanished camera must not mask the real error
+        except Exception:
             pass

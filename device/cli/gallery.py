@@ -3,7 +3,7 @@
 Who is enrolled, and how they get there: from a folder on the command line,
 from a USB stick (run by the clockface-stick@.service unit when a stick is
 plugged in), and the gallery's housekeeping (list, remove a person, export
-the roster). The config arrives as `ctx.obj` (device/cli.py reads it once).
+the roster). The config arrives as `ctx.obj` (device/cli/main.py reads it once).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progr
     """Load the model and enrol `images_dir`; every failure becomes a report with `error`."""
     from tqdm import tqdm
 
-    from device.enrol_folder import enrol_folder, to_report
-    from device.terminal import load_model
+    from device.enrolment.folder import enrol_folder, to_report
+    from device.terminal.assembly import load_model
 
     model = load_model(config)  # SetupError: the caller decides how to show it
     with tqdm(total=0, unit="photo", desc="enrol", disable=True if quiet_progress else None, file=sys.stderr) as bar:
@@ -48,7 +48,14 @@ def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progr
             bar.refresh()
 
         result = enrol_folder(
-            images_dir, model, config.enrol, config.paths.gallery, add=add, write=write, progress=lambda _: bar.update(), on_photos=on_photos
+            images_dir,
+            model,
+            config.enrol,
+            config.paths.gallery,
+            add=add,
+            write=write,
+            progress=lambda _: bar.update(),
+            on_photos=on_photos,
         )
     return to_report(result)
 
@@ -72,9 +79,17 @@ def _failure_report(config: Config | None, images_dir: Path, add: bool, error: s
 # --- enroll -------------------------------------------------------------------
 @click.command("enroll")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--add", is_flag=True, help="Only add or update the people in FOLDER; keep everyone else (default: FOLDER replaces the gallery).")
+@click.option(
+    "--add",
+    is_flag=True,
+    help="Only add or update the people in FOLDER; keep everyone else (default: FOLDER replaces the gallery).",
+)
 @click.option("--check", is_flag=True, help="Examine the photos and print the report, but do not change the gallery.")
-@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), help="Also write clockface-report.txt and .csv into this folder.")
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write clockface-report.txt and .csv into this folder.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def enroll(ctx: click.Context, folder: Path, add: bool, check: bool, report_dir: Path | None, as_json: bool) -> None:
@@ -85,7 +100,7 @@ def enroll(ctx: click.Context, folder: Path, add: bool, check: bool, report_dir:
     The new gallery is built completely and swapped in at once: if anything
     fails, the old gallery stays in force.
     """
-    from device.terminal import SetupError
+    from device.terminal.assembly import SetupError
 
     config = _config(ctx)
     try:
@@ -104,14 +119,37 @@ def enroll(ctx: click.Context, folder: Path, add: bool, check: bool, report_dir:
 
 # --- enroll-stick ---------------------------------------------------------------
 @click.command("enroll-stick")
-@click.option("--mount-point", type=click.Path(path_type=Path), help="Where the stick is mounted (the clockface-stick unit passes it).")
-@click.option("--device", help="The stick's partition, e.g. /dev/sdb1: its mount point is looked up in /proc/self/mounts.")
-@click.option("--wait", "wait_seconds", type=float, default=30.0, show_default=True, help="With --device: how long to wait for it to be mounted.")
-@click.option("--add", is_flag=True, help="Only add or update the people on the stick (default: the stick replaces the gallery).")
+@click.option(
+    "--mount-point",
+    type=click.Path(path_type=Path),
+    help="Where the stick is mounted (the clockface-stick unit passes it).",
+)
+@click.option(
+    "--device", help="The stick's partition, e.g. /dev/sdb1: its mount point is looked up in /proc/self/mounts."
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="With --device: how long to wait for it to be mounted.",
+)
+@click.option(
+    "--add", is_flag=True, help="Only add or update the people on the stick (default: the stick replaces the gallery)."
+)
 @click.option("--unmount", is_flag=True, help="Unmount the stick with systemd-umount afterwards.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def enroll_stick(ctx: click.Context, mount_point: Path | None, device: str | None, wait_seconds: float, add: bool, unmount: bool, as_json: bool) -> None:
+def enroll_stick(
+    ctx: click.Context,
+    mount_point: Path | None,
+    device: str | None,
+    wait_seconds: float,
+    add: bool,
+    unmount: bool,
+    as_json: bool,
+) -> None:
     """Enrol from a mounted USB stick: its images/ (or clockface/images/) folder.
 
     Writes clockface-report.txt and clockface-report.csv onto the stick beside
@@ -126,7 +164,9 @@ def enroll_stick(ctx: click.Context, mount_point: Path | None, device: str | Non
         raise click.ClickException(str(exc)) from None
     images_dir = stick_mod.find_images_dir(where)
     if images_dir is None:
-        click.echo(f"clockface: no images/ or clockface/images/ folder on {where}: not an enrolment stick, nothing done")
+        click.echo(
+            f"clockface: no images/ or clockface/images/ folder on {where}: not an enrolment stick, nothing done"
+        )
         if unmount:
             click.echo(f"clockface: {stick_mod.unmount(where)[1]}")
         return
@@ -134,9 +174,11 @@ def enroll_stick(ctx: click.Context, mount_point: Path | None, device: str | Non
     try:
         config = _config(ctx)
         report = _enrol(config, images_dir, add, write=True, quiet_progress=as_json)
-    except Exception as exc:  # noqa: BLE001 - the person at the stick must get a report whatever happened
+    except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        report = _failure_report(config, images_dir, add, f"enrolment failed, the previous gallery stays in force: {reason}")
+        report = _failure_report(
+            config, images_dir, add, f"enrolment failed, the previous gallery stays in force: {reason}"
+        )
     files, report.report_error = write_report(stick_mod.report_dir(images_dir), report)
     report.report_files = [str(p) for p in files]
     _emit(report, as_json)
@@ -161,7 +203,7 @@ def _store(config: Config):
 
 
 def _configured_sha(config: Config) -> str | None:
-    from device.model_card import ModelCardError, load_card
+    from device.vision.model_card import ModelCardError, load_card
 
     try:
         return load_card(config.paths.model_path).model_sha256
@@ -241,7 +283,9 @@ def gallery_remove(ctx: click.Context, name: str, with_logs: bool, yes: bool) ->
     try:
         removed = remove_person(config.paths.gallery, name)
         removed_name, in_gallery = removed.name, True
-        click.echo(f"removed {removed.name} from the gallery ({removed.templates} face template{'s' if removed.templates != 1 else ''} erased)")
+        click.echo(
+            f"removed {removed.name} from the gallery ({removed.templates} face template{'s' if removed.templates != 1 else ''} erased)"
+        )
     except GalleryError as exc:
         if not with_logs:
             raise click.ClickException(str(exc)) from None
@@ -256,15 +300,22 @@ def gallery_remove(ctx: click.Context, name: str, with_logs: bool, yes: bool) ->
         try:
             with AttendanceStore(path) as store:
                 count = store.erase_person(removed_name)
-        except Exception as exc:  # noqa: BLE001 - one line for the user
-            raise click.ClickException(f"could not erase {removed_name}'s attendance events: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:
+            raise click.ClickException(
+                f"could not erase {removed_name}'s attendance events: {str(exc).splitlines()[0]}"
+            ) from None
         click.echo(f"erased {count} attendance event{'s' if count != 1 else ''} of {removed_name}")
         if not in_gallery and count == 0:
             ctx.exit(1)
 
 
 @gallery.command("export")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here (default: standard output).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the CSV here (default: standard output).",
+)
 @click.pass_context
 def gallery_export(ctx: click.Context, output: Path | None) -> None:
     """The roster as CSV (name, employee_id, photos, enrolled_at, model): no biometric data."""
@@ -278,7 +329,16 @@ def gallery_export(ctx: click.Context, output: Path | None) -> None:
     except GalleryError as exc:
         raise click.ClickException(str(exc)) from None
     fields = ["name", "employee_id", "photos", "enrolled_at", "model"]
-    rows = [{"name": p.name, "employee_id": p.employee_id or "", "photos": p.photos, "enrolled_at": p.enrolled_at, "model": model} for p in people]
+    rows = [
+        {
+            "name": p.name,
+            "employee_id": p.employee_id or "",
+            "photos": p.photos,
+            "enrolled_at": p.enrolled_at,
+            "model": model,
+        }
+        for p in people
+    ]
     if output is None:
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.align import Aligner, EyePoints
-from device.detect import DetectionSettings, FaceBox, FaceDetector, to_grey
-from device.embedder import Embedder
-from device.model_card import ChipGeometry
+from device.vision.align import Aligner, EyePoints
+from device.vision.detect import DetectionSettings, FaceBox, FaceDetector, to_grey
+from device.vision.embedder import Embedder
+from device.vision.model_card import ChipGeometry
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ class FaceFinding:
 class FacePipeline:
     """Detector, aligner and (optionally) embedder for one model, loaded once."""
 
-    def __init__(self, chip: ChipGeometry, embedder: Embedder | None = None, detection: DetectionSettings | None = None) -> None:
+    def __init__(
+        self, chip: ChipGeometry, embedder: Embedder | None = None, detection: DetectionSettings | None = None
+    ) -> None:
         self.detector = FaceDetector(detection)
         self.aligner = Aligner(chip)
         self.embedder = embedder

@@ -7,7 +7,7 @@ edge. Without it (not under systemd) every call is a cheap no-op.
 from __future__ import annotations
 
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 
 class Notifier:
@@ -20,7 +20,7 @@ class Notifier:
         self._sock: socket.socket | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Notifier":
+    def from_env(cls, env: Mapping[str, str]) -> Notifier:
         usec = env.get("WATCHDOG_USEC")
         return cls(env.get("NOTIFY_SOCKET"), int(usec) if usec and usec.isdigit() else None)
 

@@ -80,14 +80,17 @@ def fail(exc: BaseException) -> click.ClickException:
 
 # --- run --------------------------------------------------------------------
 @main.command()
-@click.option("--source", help="camera:N, /dev/videoN, picamera2, a URL, a video file or an image folder (default: camera.source).")
+@click.option(
+    "--source",
+    help="camera:N, /dev/videoN, picamera2, a URL, a video file or an image folder (default: camera.source).",
+)
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 @click.option("--json", "as_json", is_flag=True, help="Print each logged event as a JSON line.")
 @click.pass_context
 def run(ctx: click.Context, source: str | None, max_frames: int | None, as_json: bool) -> None:
     """Recognise people and log their attendance until stopped."""
-    from device.notify import Notifier
-    from device.service import run_terminal
+    from device.terminal.notify import Notifier
+    from device.terminal.service import run_terminal
 
     config = config_of(ctx)
     stop, reload = threading.Event(), threading.Event()
@@ -98,9 +101,22 @@ def run(ctx: click.Context, source: str | None, max_frames: int | None, as_json:
 
     def on_event(event) -> None:
         if as_json:
-            click.echo(json.dumps({"person": event.person, "event_type": event.event_type, "time": event.timestamp_utc.isoformat(), "distance": event.distance, "source": event.source, "id": event.id}))
+            click.echo(
+                json.dumps(
+                    {
+                        "person": event.person,
+                        "event_type": event.event_type,
+                        "time": event.timestamp_utc.isoformat(),
+                        "distance": event.distance,
+                        "source": event.source,
+                        "id": event.id,
+                    }
+                )
+            )
         else:
-            click.echo(f"{event.timestamp_utc.astimezone(zone):%Y-%m-%d %H:%M:%S} {event.event_type:8} {event.person} (distance {event.distance:.3f})")
+            click.echo(
+                f"{event.timestamp_utc.astimezone(zone):%Y-%m-%d %H:%M:%S} {event.event_type:8} {event.person} (distance {event.distance:.3f})"
+            )
         sys.stdout.flush()
 
     try:
@@ -115,7 +131,7 @@ def run(ctx: click.Context, source: str | None, max_frames: int | None, as_json:
             on_message=lambda text: click.echo(f"clockface: {text}", err=True),
             max_frames=max_frames,
         )
-    except Exception as exc:  # noqa: BLE001 - every setup failure is one line for the user
+    except Exception as exc:
         if isinstance(exc, click.ClickException):
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -145,7 +161,7 @@ def eval_command(ctx: click.Context, folder: Path, threshold: float | None, as_j
     from tqdm import tqdm
 
     from device.evaluate import evaluate, people_folders
-    from device.terminal import SetupError, load_model
+    from device.terminal.assembly import SetupError, load_model
 
     config = config_of(ctx)
     try:
@@ -154,7 +170,14 @@ def eval_command(ctx: click.Context, folder: Path, threshold: float | None, as_j
         raise fail(exc) from None
     total = sum(len(files) for files in people_folders(folder).values())
     with tqdm(total=total, unit="photo", desc="eval", disable=None, file=sys.stderr) as bar:
-        report = evaluate(folder, model.pipeline, model.card.metric, threshold if threshold is not None else model.threshold, config.enrol, progress=lambda _: bar.update())
+        report = evaluate(
+            folder,
+            model.pipeline,
+            model.card.metric,
+            threshold if threshold is not None else model.threshold,
+            config.enrol,
+            progress=lambda _: bar.update(),
+        )
     if as_json:
         click.echo(json.dumps({"model": model.card.name, **report.to_dict()}, indent=2))
         return
@@ -177,7 +200,11 @@ def eval_command(ctx: click.Context, folder: Path, threshold: float | None, as_j
 
 # --- demo -------------------------------------------------------------------
 @main.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the demo gallery and log go (default: a temporary folder).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo gallery and log go (default: a temporary folder).",
+)
 @click.pass_context
 def demo(ctx: click.Context, data_dir: Path | None) -> None:
     """Run the real pipeline end to end on a photo shipped with scikit-image.
@@ -186,7 +213,7 @@ def demo(ctx: click.Context, data_dir: Path | None) -> None:
     enrolled as "Eileen Collins", shown to the recogniser as a short synthetic
     clip, and the attendance it logged is printed.
     """
-    from device.demo import DemoError, run_demo
+    from device.terminal.demo import DemoError, run_demo
 
     try:
         result = run_demo(config_of(ctx), data_dir)
@@ -229,8 +256,8 @@ def config_show(ctx: click.Context, key: str | None, as_json: bool) -> None:
 
 def _mount_groups() -> None:
     """Command groups that live with the packages they serve (logs; gallery when present)."""
-    from device.cli_gallery import enroll, enroll_stick, gallery
-    from logs.cli import logs, web
+    from device.cli.gallery import enroll, enroll_stick, gallery
+    from device.cli.logs import logs, web
 
     main.add_command(logs)
     main.add_command(web)

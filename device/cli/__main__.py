@@ -1,0 +1,5 @@
+"""`python -m device.cli ...`, the same as the `clockface` command."""
+
+from device.cli.main import main
+
+main()
