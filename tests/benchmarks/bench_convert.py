@@ -41,6 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from tests.benchmarks.results import default_results, provenance, write_results  # noqa: E402
+
 MODELS = ("vggface-resnet50", "vggface-senet50", "vggface-vgg16")
 MODES = ("none", "float16", "dynamic", "int8")
 DEFAULT_CALIBRATION = REPO.parent / "shared" / "faces"
@@ -207,7 +209,7 @@ def table(rows: list[Row], seeded: bool, repeats: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--quantize", nargs="+", default=list(MODES), choices=MODES)
@@ -217,7 +219,17 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--keep", type=Path, default=None, help="keep the exported files in this folder")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=default_results(__file__),
+        help="markdown file for the table, included by docs/accuracy-and-speed.md (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
 
     args.weights_dir.mkdir(parents=True, exist_ok=True)
     chip = bench_chip(args.calibration)
@@ -255,7 +267,10 @@ def main() -> None:
                 if args.keep is None:
                     tflite.unlink()
                     tflite.with_suffix(".json").unlink()
-    print(table(rows, any_seeded, args.repeats))
+    markdown = table(rows, any_seeded, args.repeats)
+    print(markdown)
+    written = write_results(args.results, markdown, provenance(__file__))
+    print(f"wrote {written}", file=sys.stderr)
 
 
 if __name__ == "__main__":

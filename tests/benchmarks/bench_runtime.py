@@ -36,6 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from tests.benchmarks.results import default_results, provenance, write_results  # noqa: E402
+
 
 def peak_rss_mb() -> float:
     """VmHWM: this process image's own peak (ru_maxrss survives exec and would
@@ -236,24 +238,68 @@ def run_worker(mode: str, args: argparse.Namespace, source: Path, data: Path) ->
     if args.frames:
         cmd += ["--frames", str(args.frames)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(cmd + ["--spawned-at", repr(time.time())], capture_output=True, text=True, env=env)
+    done = subprocess.run([*cmd, "--spawned-at", repr(time.time())], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {"error": tail}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+STAGES = ("capture", "detect", "align", "embed", "match", "log")
+
+
+def runtime_tables(rows: list[tuple[str, str, dict]], caption: str) -> str:
+    """The two markdown tables (throughput, per-stage time) from (input, design, result) rows (pure)."""
+    lines = [
+        f"_{caption}_",
+        "",
+        "| input | design | frames | fps | ratio vs per-frame | start to 1st frame s | embeddings | embeddings per logged person | peak RSS MB | logged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for input_name, mode, r in rows:
+        if "error" in r:
+            lines.append(f"| {input_name} | {mode} | error: {r['error']} |||||||")
+            continue
+        base = next((x for i, m, x in rows if i == input_name and m == "per-frame"), {})
+        fps = r["frames"] / r["seconds"] if r["seconds"] else 0.0
+        base_fps = base["frames"] / base["seconds"] if base.get("seconds") else 0.0
+        per_person = r["embeddings"] / max(len(r["logged"]), 1)
+        lines.append(
+            f"| {input_name} | {mode} | {r['frames']} | {fps:.1f} | {fps / base_fps if base_fps else 0:.2f}x | {r['startup']:.2f} | "
+            f"{r['embeddings']} | {per_person:.1f} | {r['rss_mb']:.0f} | {', '.join(r['logged']) or '-'} |"
+        )
+    lines += ["", "Per-stage time, ms per frame:", "", "| input | design | " + " | ".join(STAGES) + " |"]
+    lines.append("|---|---|" + "---|" * len(STAGES))
+    for input_name, mode, r in rows:
+        if "error" in r or not r["stages_ms"]:
+            continue
+        lines.append(
+            f"| {input_name} | {mode} | " + " | ".join(f"{r['stages_ms'].get(s, 0.0):.2f}" for s in STAGES) + " |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="a .tflite with its sidecar (default: the configured model)")
     p.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
     p.add_argument("--frames", type=int, default=None)
     p.add_argument("--repeat", type=int, default=2, help="runs per design; the fastest is reported")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=default_results(__file__),
+        help="markdown file for the tables, included by docs/accuracy-and-speed.md (default: %(default)s)",
+    )
     p.add_argument("--worker", choices=sorted(WORKERS))
     p.add_argument("--source")
     p.add_argument("--data")
     p.add_argument("--spawned-at", type=float)
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args, args.spawned_at)))
         return
@@ -287,41 +333,14 @@ def main() -> None:
                         results[mode] = r
             for mode, r in results.items():
                 rows.append((input_name, mode, r))
-        print(
-            f"# device runtime benchmark ({Path(args.model).name}, gallery of {people} people, {os.cpu_count()} cores, best of {args.repeat})"
+        caption = (
+            f"device runtime benchmark ({Path(args.model).name}, gallery of {people} people, "
+            f"{os.cpu_count()} cores, best of {args.repeat})"
         )
-        print()
-        print(
-            "| input | design | frames | fps | ratio vs per-frame | start to 1st frame s | embeddings | embeddings per logged person | peak RSS MB | logged |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for input_name, mode, r in rows:
-            if "error" in r:
-                print(f"| {input_name} | {mode} | error: {r['error']} |||||||")
-                continue
-            base = next(x for i, m, x in rows if i == input_name and m == "per-frame")
-            fps = r["frames"] / r["seconds"] if r["seconds"] else 0.0
-            base_fps = base["frames"] / base["seconds"] if base.get("seconds") else 0.0
-            per_person = r["embeddings"] / max(len(r["logged"]), 1)
-            print(
-                f"| {input_name} | {mode} | {r['frames']} | {fps:.1f} | {fps / base_fps if base_fps else 0:.2f}x | {r['startup']:.2f} | "
-                f"{r['embeddings']} | {per_person:.1f} | {r['rss_mb']:.0f} | {', '.join(r['logged']) or '-'} |"
-            )
-        print()
-        print("Per-stage time, ms per frame:")
-        print()
-        print("| input | design | " + " | ".join(("capture", "detect", "align", "embed", "match", "log")) + " |")
-        print("|---|---|" + "---|" * 6)
-        for input_name, mode, r in rows:
-            if "error" in r or not r["stages_ms"]:
-                continue
-            print(
-                f"| {input_name} | {mode} | "
-                + " | ".join(
-                    f"{r['stages_ms'].get(s, 0.0):.2f}" for s in ("capture", "detect", "align", "embed", "match", "log")
-                )
-                + " |"
-            )
+        markdown = runtime_tables(rows, caption)
+    print(markdown)
+    written = write_results(args.results, markdown, provenance(__file__))
+    print(f"\nwrote {written}", file=sys.stderr)
 
 
 if __name__ == "__main__":
