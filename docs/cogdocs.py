@@ -62,7 +62,9 @@ class CommandDoc:
 def walk_commands(root: click.Command | None = None) -> Iterator[CommandDoc]:
     """Every command and group, depth first in the order `--help` lists them."""
     if root is None:
-        from device.cli import main as root
+        from device.cli import main
+
+        root = main
 
     def visit(command: click.Command, path: tuple[str, ...]) -> Iterator[CommandDoc]:
         yield CommandDoc(path, command)
