@@ -1,6 +1,6 @@
 """Benchmark the device runtime against the per-frame design it replaces.
 
-    .venv/bin/python tests/benchmarks/bench_runtime.py [--model PATH] [--faces DIR] [--frames N]
+    .venv/bin/python tests/benchmarks/bench_runtime.py [--model PATH] [--faces DIR] [--frames N] [--against REV]
 
 Each configuration runs in its own subprocess (so peak RSS and start-up time
 are its own) on the same inputs in the same run, and the table reports ratios
@@ -15,6 +15,8 @@ not comparable across runs.
   scipy.spatial.distance per gallery entry. It aligns faces with clockface's
   aligner, so both designs see the same chips and can log the same people.
 - face_recognition: the face_recognition library's per-frame example, if installed.
+- clockface@REV (with --against REV): the terminal loop of another commit, run by that
+  commit's own copy of this script from a temporary git worktree: old against new, one run.
 
 Inputs: the clip in ../shared/faces/_video (gallery: every photo of ../shared/faces),
 and a synthetic 640x480 stream (the demo's entrance clip, looped).
@@ -23,6 +25,7 @@ and a synthetic 640x480 stream (the demo's entrance clip, looped).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -221,11 +225,17 @@ def synthetic_stream(path: Path, loops: int) -> Path:
 
 
 def run_worker(mode: str, args: argparse.Namespace, source: Path, data: Path) -> dict | None:
+    """One design in its own process. `clockface@REV` runs REV's own script (from the
+    worktree made by `against_tree`) so that its imports are REV's code, not ours."""
+    script, worker = __file__, mode
+    if "@" in mode:
+        worker, _ = mode.split("@", 1)
+        script = str(args.against_tree / "tests" / "benchmarks" / "bench_runtime.py")
     cmd = [
         sys.executable,
-        __file__,
+        script,
         "--worker",
-        mode,
+        worker,
         "--model",
         args.model,
         "--faces",
@@ -291,11 +301,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=default_results(__file__),
         help="markdown file for the tables, included by docs/accuracy-and-speed.md (default: %(default)s)",
     )
+    p.add_argument(
+        "--against",
+        metavar="REV",
+        help="also run REV's terminal loop (a temporary git worktree of that commit), alternating with this "
+        "tree's, so old and new are measured side by side in one run",
+    )
     p.add_argument("--worker", choices=sorted(WORKERS))
     p.add_argument("--source")
     p.add_argument("--data")
     p.add_argument("--spawned-at", type=float)
     return p.parse_args(argv)
+
+
+@contextlib.contextmanager
+def against_tree(rev: str | None, tmp: Path) -> Iterator[Path | None]:
+    """A detached git worktree of `rev` for the duration of the run (removed afterwards)."""
+    if rev is None:
+        yield None
+        return
+    tree = tmp / "against"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+    )
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
 def main() -> None:
@@ -316,8 +348,11 @@ def main() -> None:
         modes = ["clockface", "per-frame", "face_recognition"]
     except ImportError:
         modes = ["clockface", "per-frame"]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, against_tree(args.against, Path(tmp)) as tree:
         data = Path(tmp)
+        if tree is not None:
+            args.against_tree = tree
+            modes.insert(1, f"clockface@{args.against}")
         people = enrol_gallery(args.faces, args.model, data)
         synthetic = synthetic_stream(data / "synthetic.avi", loops=8)
         rows = []
