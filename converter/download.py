@@ -27,12 +27,13 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from device import paths
 from device.vision.model_card import sha256_file
 
 # The keras-vggface v2.0 GitHub release: the URLs keras_vggface/utils.py uses.
@@ -72,15 +73,8 @@ RELEASE_FILES: dict[str, ReleaseFile] = {
 }
 
 
-def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    """`$XDG_CACHE_HOME/clockface/weights`, or `~/.cache/clockface/weights`.
-
-    The environment is passed in (the CLI passes os.environ) so that no module
-    reads global state on its own and tests can use a plain dict.
-    """
-    base = environ.get("XDG_CACHE_HOME") or ""
-    root = Path(base) if base and Path(base).is_absolute() else Path(environ.get("HOME") or Path.home()) / ".cache"
-    return root / "clockface" / "weights"
+# `$XDG_CACHE_HOME/clockface/weights`, else `~/.cache/clockface/weights`: decided in device/paths.py.
+default_cache_dir = paths.weights_cache_dir
 
 
 def normalise_sha256(value: str) -> str:
