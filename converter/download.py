@@ -25,9 +25,10 @@ retry (`retry_if_failed`) sent no `Range` header and fetched all 100 MB
 again, 150 MB in total, where this module asks for `bytes=52428800-`. Its
 source says the same: `pooch.core.stream_download` starts every attempt in a
 new temporary file that is deleted on failure, and `HTTPDownloader` never sets
-`Range`. The weights are 90-170 MB over links that drop, so a download that
-restarts from zero may never finish; resuming is the measured need. (pooch
-would also bring requests and its dependencies into the converter.)
+`Range`. The source weights are files of about this size, fetched over links
+that drop: a download that restarts from zero may never finish, so resuming
+is the measured need. (pooch would also bring requests and its dependencies
+into the converter.)
 """
 
 from __future__ import annotations
