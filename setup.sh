@@ -63,14 +63,15 @@ dev_setup() {
   fi
   local stamp=.venv/.clockface-installed
   local want
-  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  want=$(cat pyproject.toml tests/constraints.txt | sha256sum | cut -c1-16)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     say "installing clockface with converter, demo, heic and test extras (first run: a few minutes)"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[converter,demo,heic,test]"
+    # The exact versions the tests ran with (tests/make_constraints.py writes them).
+    .venv/bin/python -m pip install -q -c tests/constraints.txt -e ".[converter,demo,heic,test]"
     # keras-vggface's code runs on tf-keras (Keras 2). tf-keras declares the full
     # `tensorflow` package, which would land beside tensorflow-cpu: install it alone.
-    .venv/bin/python -m pip install -q --no-deps "tf-keras==2.21.0"
+    .venv/bin/python -m pip install -q --no-deps -c tests/constraints.txt tf-keras
     echo "$want" > "$stamp"
   else
     say ".venv is up to date"

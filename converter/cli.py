@@ -12,10 +12,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
+
+from device import paths
 
 STAGES = (
     "locate source",
@@ -28,10 +31,9 @@ STAGES = (
 )
 
 
-def default_models_dir() -> Path:
-    """$XDG_DATA_HOME/clockface/models, else ~/.local/share/clockface/models (the lead may move this to device/)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "clockface" / "models"
+def default_models_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the device looks for models by default (device/paths.py decides; the environment is read per call)."""
+    return paths.models_dir(paths.data_dir(os.environ if env is None else env))
 
 
 @dataclass(frozen=True)

@@ -1,34 +1,53 @@
 """The one clockface configuration: a TOML file parsed once, at the CLI edge,
 into a frozen typed object that is passed down. No other module reads the
-file or the environment.
+file or the environment, and no other module parses or validates a setting.
 
 Every key is optional; `clockface config show` prints the effective values and
-device/clockface.example.toml documents them (a test keeps the two in step).
+device/clockface.example.toml documents them and their ranges (a test keeps
+the two in step).
+
+How a table becomes a settings object: the settings dataclasses live next to
+the code they configure and carry their bounds in their type hints
+(``Annotated[float, msgspec.Meta(gt=0, le=2)]``); :func:`_section` hands each
+TOML table to ``msgspec.convert(..., strict=True)``, which checks types
+(no ``"2"`` for 2, no ``1`` for ``true``) and bounds (NaN and infinity fail
+every bound). msgspec ignores unknown keys in dataclasses, so they are refused
+here first: a misspelt ``treshold`` must not silently keep the default.
+Every failure becomes one :class:`ConfigError` line in one wording, built here
+from the field's type hint, e.g.
+``config /etc/clockface/clockface.toml: recognition.threshold = 1e+300 is out of range (0 < x <= 2)``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Literal
 
+import msgspec
+from msgspec import Meta
+
+from device import paths as default_paths
 from device.enrolment.photo_rules import EnrolRules
 from device.terminal.preview import PreviewSettings
-from device.terminal.recorder import CHECKOUT_MODES
+from device.terminal.recorder import Checkout
 from device.vision.detect import DetectionSettings
-from logs.settings import LogsSettings, SettingsError
+from logs.settings import LogsSettings, SettingsError, WebSettings, show_value
 
-CONFIG_ENV = "CLOCKFACE_CONFIG"
-SYSTEM_CONFIG = Path("/etc/clockface/clockface.toml")
 DEFAULT_MODEL = "dlib-resnet-v1"
 
 
-class ConfigError(ValueError):
-    """A config file that cannot be used, as one line naming the key."""
+class ConfigError(SettingsError):
+    """A config file that cannot be used, as one line: ``config <file>: <key> = <value> is ...``."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,7 @@ class PathSettings:
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return default_paths.models_dir(self.data_dir)
 
     @property
     def model_path(self) -> Path:
@@ -51,41 +70,47 @@ class PathSettings:
 
     @property
     def gallery(self) -> Path:
-        return self.gallery_db or self.data_dir / "gallery.db"
+        return self.gallery_db or default_paths.gallery_db(self.data_dir)
 
     @property
     def attendance(self) -> Path:
-        return self.attendance_db or self.data_dir / "attendance.db"
+        return self.attendance_db or default_paths.attendance_db(self.data_dir)
 
 
 @dataclass(frozen=True)
 class CameraSettings:
     source: str = "camera:0"  # camera:N, /dev/videoN, picamera2, a video file/URL, or an image folder
-    width: int = 640
-    height: int = 480
+    width: Annotated[int, Meta(ge=16, le=8192)] = 640
+    height: Annotated[int, Meta(ge=16, le=8192)] = 480
 
 
 @dataclass(frozen=True)
 class RecognitionSettings:
-    threshold: float | None = None  # None: the model's calibrated default (see its sidecar)
-    threads: int = 2  # TFLite interpreter threads
-    confirm_k: int = 2  # a track is a person when k ...
-    confirm_n: int = 4  # ... of its first n embeddings agree; n without agreement = unknown
-    min_face_px: int = 40  # smaller faces are tracked but not embedded: too few pixels to tell people apart
-    cooldown_minutes: float = 60.0  # a person is logged again only after this long
-    checkout: str = "none"  # "none" | "last-sighting" | "exit" (see device/terminal/recorder.py)
+    # None: the model's calibrated default (see its sidecar). Distances of
+    # unit-length embeddings are at most 2; above that everyone matches.
+    threshold: Annotated[float, Meta(gt=0, le=2)] | None = None
+    threads: Annotated[int, Meta(ge=1, le=16)] = 2  # TFLite interpreter threads
+    confirm_k: Annotated[int, Meta(ge=1, le=32)] = 2  # a track is a person when k ...
+    confirm_n: Annotated[int, Meta(ge=1, le=32)] = (
+        4  # ... of its first n embeddings agree; n without agreement = unknown
+    )
+    # Smaller faces are tracked but not embedded: too few pixels to tell people apart.
+    min_face_px: Annotated[int, Meta(ge=1, le=4096)] = 40
+    cooldown_minutes: Annotated[float, Meta(ge=0, le=10080)] = 60.0  # a person is logged again only after this long
+    checkout: Checkout = "none"  # see device/terminal/recorder.py
     log_unknown: bool = False  # record that an unknown face was seen (time and place only, never an image)
+    track_iou: Annotated[float, Meta(gt=0, le=1)] = (
+        0.3  # a box continues a track when it overlaps the last box this much
+    )
+    track_max_missing: Annotated[int, Meta(ge=0, le=1000)] = 15  # frames a track survives without a detection
 
     def __post_init__(self) -> None:
-        if self.checkout not in CHECKOUT_MODES:
-            raise ValueError(f"recognition.checkout must be one of {', '.join(CHECKOUT_MODES)}, got {self.checkout!r}")
-        if not 1 <= self.confirm_k <= self.confirm_n:
-            raise ValueError("recognition.confirm_k must be between 1 and confirm_n")
-        if self.threads < 1:
-            raise ValueError("recognition.threads must be at least 1")
-
-    track_iou: float = 0.3  # a box continues a track when it overlaps the last box this much
-    track_max_missing: int = 15  # frames a track survives without a detection
+        if self.confirm_k > self.confirm_n:
+            raise SettingsError.about(
+                "recognition.confirm_k",
+                self.confirm_k,
+                f"is out of range (1 <= x <= recognition.confirm_n = {self.confirm_n})",
+            )
 
 
 @dataclass(frozen=True)
@@ -119,6 +144,20 @@ class Config:
         return out
 
 
+# Each TOML table and the dataclass it becomes. [web] is LogsSettings.web.
+SECTIONS: dict[str, type] = {
+    "paths": PathSettings,
+    "camera": CameraSettings,
+    "detection": DetectionSettings,
+    "recognition": RecognitionSettings,
+    "enrol": EnrolRules,
+    "preview": PreviewSettings,
+    "logs": LogsSettings,
+    "web": WebSettings,
+}
+_NOT_KEYS = {"logs": {"web"}}  # fields filled from another table, not keys of this one
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
@@ -129,85 +168,157 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def default_data_dir(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
-    return Path(base) / "clockface"
+# --- what a type hint allows, in words ------------------------------------------
 
 
-def find_config_file(env: Mapping[str, str]) -> Path | None:
-    """$CLOCKFACE_CONFIG, else ~/.config/clockface/clockface.toml, else /etc/clockface/clockface.toml."""
-    if env.get(CONFIG_ENV):
-        return Path(env[CONFIG_ENV])
-    user = (
-        Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME", "~")).expanduser() / ".config")
-        / "clockface"
-        / "clockface.toml"
-    )
-    for candidate in (user, SYSTEM_CONFIG):
-        if candidate.is_file():
-            return candidate
-    return None
+@dataclass(frozen=True)
+class Allowed:
+    """What one field accepts: its base type, its bounds, and whether "" (unset) is allowed."""
+
+    base: Any
+    meta: Meta | None = None
+    optional: bool = False
+
+    @property
+    def kind(self) -> str:
+        if typing.get_origin(self.base) is Literal:
+            return "one of " + ", ".join(repr(v) for v in typing.get_args(self.base))
+        return {
+            bool: "true or false",
+            int: "an integer",
+            float: "a number",
+            str: "a string",
+            Path: "a path",
+            time: "a time like 08:30",
+        }.get(self.base, getattr(self.base, "__name__", str(self.base)))
+
+    @property
+    def range(self) -> str:
+        """``0 < x <= 2`` from the field's bounds, or the description of a pattern; "" when unbounded."""
+        m = self.meta
+        if m is None:
+            return ""
+        if m.description:
+            return m.description
+        lower = f"{m.ge:g} <= " if m.ge is not None else f"{m.gt:g} < " if m.gt is not None else ""
+        upper = f" <= {m.le:g}" if m.le is not None else f" < {m.lt:g}" if m.lt is not None else ""
+        if m.min_length and not (lower or upper):
+            return "not empty"
+        return f"{lower}x{upper}" if lower or upper else ""
+
+    def accepts_kind(self, value: Any) -> bool:
+        """True when *value* is of the right type, so a failure must be its range."""
+        if isinstance(value, bool):
+            return self.base is bool
+        if self.base is float:
+            return isinstance(value, (int, float))
+        return self.base in (int, str) and isinstance(value, self.base)
+
+    def problem(self, value: Any) -> str:
+        bounds = self.range
+        if self.accepts_kind(value):
+            return f"is out of range ({bounds})" if self.base in (int, float) else f"is not valid ({bounds})"
+        notes = ", ".join(n for n in (bounds, 'or "" to unset' if self.optional else "") if n)
+        return f"is not {self.kind}" + (f" ({notes})" if notes else "")
 
 
-def _section(cls: type, table: Any, name: str, **fixed: Any) -> Any:
-    """Build dataclass `cls` from a TOML table, rejecting unknown keys and wrong types."""
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"[{name}] must be a table")
-    hints = get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"unknown key {name}.{unknown[0]} (known: {', '.join(sorted(known))})")
-    kwargs = dict(fixed)
-    for key, value in table.items():
-        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc) if str(exc).startswith(f"{name}.") else f"[{name}]: {exc}") from None
+def allowed(hint: Any) -> Allowed:
+    """Unwrap ``Annotated[T, Meta] | None`` into an :class:`Allowed`."""
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(members) < len(typing.get_args(hint))
+        hint = members[0] if len(members) == 1 else hint
+    meta = None
+    if typing.get_origin(hint) is Annotated:
+        hint, *extras = typing.get_args(hint)
+        meta = next((e for e in extras if isinstance(e, Meta)), None)
+    return Allowed(hint, meta, optional)
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    text = str(hint)
-    if value == "" and "None" in text:
-        return None
-    if "Path" in text:
+def field_hints(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+# --- TOML tables to settings ----------------------------------------------------
+
+
+def _dec_hook(kind: type, value: Any) -> Any:
+    if kind is Path:
         if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a path string")
+            raise TypeError("not a path")
         return Path(value).expanduser()
-    if "float" in text:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key} must be a number, got {value!r}")
-    for kind in (bool, int, str):
-        if kind.__name__ in text:
-            if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-                return value
-            raise ConfigError(f"{key} must be {kind.__name__}, got {value!r}")
-    return value
+    raise NotImplementedError(kind)
+
+
+def _toml_spellings(table: Mapping[str, Any], hints: Mapping[str, Any]) -> dict[str, Any]:
+    """What TOML cannot say directly: "" for "unset" (TOML has no null) and "08:30" for a time."""
+    out = {}
+    for key, value in table.items():
+        spec = allowed(hints[key])
+        if value == "" and spec.optional:
+            value = None
+        elif spec.base is time and isinstance(value, str):
+            # Unparsable text is left as is: msgspec refuses it and the error names the key.
+            with contextlib.suppress(ValueError):
+                value = time.fromisoformat(value.strip())
+        out[key] = value
+    return out
+
+
+_AT_KEY = re.compile(r" - at `\$\.(\w+)")
+
+
+def _section(cls: type, name: str, table: Any, **fixed: Any) -> Any:
+    """Build dataclass *cls* from TOML table *name*, or raise a one-line SettingsError."""
+    if not isinstance(table, Mapping):
+        raise SettingsError(f"[{name}] = {show_value(table)} is not a table")
+    hints = field_hints(cls)
+    known = sorted(set(hints) - _NOT_KEYS.get(name, set()) - set(fixed))
+    for key, value in table.items():
+        if key not in known:
+            raise SettingsError.about(f"{name}.{key}", value, f"is not a known key (known: {', '.join(known)})")
+    values = _toml_spellings(table, hints)
+    try:
+        return msgspec.convert({**values, **fixed}, cls, strict=True, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        if isinstance(exc.__cause__, SettingsError):  # a cross-field check in __post_init__
+            raise SettingsError(str(exc.__cause__)) from None
+        match = _AT_KEY.search(str(exc))
+        if match is None or match.group(1) not in values:
+            raise SettingsError(f"[{name}]: {str(exc).splitlines()[0]}") from None
+        key = match.group(1)
+        raise SettingsError.about(f"{name}.{key}", table[key], allowed(hints[key]).problem(table[key])) from None
 
 
 def parse_config(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Path | None = None) -> Config:
-    known = {"paths", "camera", "detection", "recognition", "enrol", "preview", "logs", "web"}
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise ConfigError(f"unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
-    paths_table = dict(doc.get("paths", {}))
-    data_dir = Path(paths_table.pop("data_dir", "") or default_data_dir(env)).expanduser()
+    """The TOML document *doc* as a Config; any unusable value raises one ConfigError line."""
     try:
-        logs = LogsSettings.from_toml_dict({"logs": doc.get("logs", {}), "web": doc.get("web", {})})
+        return _parse(doc, env, source_file)
     except SettingsError as exc:
-        raise ConfigError(str(exc)) from None
-    paths = _section(PathSettings, paths_table, "paths", data_dir=data_dir)
+        raise ConfigError(f"config {source_file}: {exc}" if source_file else f"config: {exc}") from None
+
+
+def _parse(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Path | None) -> Config:
+    for name in doc:
+        if name not in SECTIONS:
+            raise SettingsError(f"[{name}] is not a known section (known: {', '.join(SECTIONS)})")
+    paths_table = doc.get("paths", {})
+    if isinstance(paths_table, Mapping) and paths_table.get("data_dir", "") == "":
+        paths_table = {**paths_table, "data_dir": str(default_paths.data_dir(env))}
+    paths = _section(PathSettings, "paths", paths_table)
     # Resolve the defaults once, so every reader sees the same concrete paths.
     paths = dataclasses.replace(paths, gallery_db=paths.gallery, attendance_db=paths.attendance)
+    web = _section(WebSettings, "web", doc.get("web", {}))
+    logs = dataclasses.replace(_section(LogsSettings, "logs", doc.get("logs", {})), web=web)
     return Config(
         paths=paths,
-        camera=_section(CameraSettings, doc.get("camera", {}), "camera"),
-        detection=_section(DetectionSettings, doc.get("detection", {}), "detection"),
-        recognition=_section(RecognitionSettings, doc.get("recognition", {}), "recognition"),
-        enrol=_section(EnrolRules, doc.get("enrol", {}), "enrol"),
-        preview=_section(PreviewSettings, doc.get("preview", {}), "preview"),
+        camera=_section(CameraSettings, "camera", doc.get("camera", {})),
+        detection=_section(DetectionSettings, "detection", doc.get("detection", {})),
+        recognition=_section(RecognitionSettings, "recognition", doc.get("recognition", {})),
+        enrol=_section(EnrolRules, "enrol", doc.get("enrol", {})),
+        preview=_section(PreviewSettings, "preview", doc.get("preview", {})),
         logs=logs,
         source_file=source_file,
     )
@@ -215,15 +326,15 @@ def parse_config(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Pa
 
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
-    path = path or find_config_file(env)
+    path = path or default_paths.find_config_file(env)
     if path is None:
         return parse_config({}, env)
     try:
         doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"config {path}: the file does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigError(f"config {path}: the file cannot be read ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"config {path}: the file is not valid TOML ({exc})") from None
     return parse_config(doc, env, Path(path))

@@ -167,12 +167,15 @@ ensure_venv() {
 
 install_project() {
   local constraints=$PREFIX/constraints.txt
-  : > "$constraints"
+  # The exact versions the tests ran with (tests/constraints.txt, one file for dev and device).
+  cp "$SRC/tests/constraints.txt" "$constraints"
   # picamera2's compiled helpers from apt are built against apt's numpy 1.x: keep
   # the venv's numpy on 1.x there, or importing picamera2 fails with a dtype-size error.
+  # The tested numpy pin then gives way to that range (pip refuses contradicting constraints).
   local sysnumpy
   sysnumpy=$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
   if [ -n "$sysnumpy" ] && [ "${sysnumpy%%.*}" = 1 ]; then
+    grep -v '^numpy==' "$SRC/tests/constraints.txt" > "$constraints"
     echo "numpy<2" >> "$constraints"
     say "system numpy $sysnumpy (apt): keeping numpy<2 in the venv"
   fi

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import time as time_module
 from collections.abc import Callable, Iterable, Sequence
@@ -26,13 +27,11 @@ from typing import Any, TypeVar
 import click
 from tabulate import tabulate
 
+from device import paths
 from logs import reports
 from logs.retention import apply_retention, purge_before
 from logs.settings import LogsSettings, SettingsError
 from logs.store import AttendanceEvent, AttendanceStore, StoreError
-
-DEFAULT_DB = Path("/var/lib/clockface/attendance.db")
-PASSWORD_FILE_NAME = "web-password"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +57,7 @@ def resolve(ctx: click.Context, db: Path | None, timezone_name: str | None = Non
     if db is None:
         paths = getattr(config, "paths", None) if config is not None else None
         configured = getattr(paths, "attendance_db", None) if paths is not None else None
-        db = Path(configured) if configured else DEFAULT_DB
+        db = Path(configured) if configured else default_db()
     if timezone_name:
         try:
             settings = LogsSettings(
@@ -71,6 +70,11 @@ def resolve(ctx: click.Context, db: Path | None, timezone_name: str | None = Non
         except SettingsError as exc:
             raise click.BadParameter(str(exc), param_hint="--timezone") from exc
     return LogsContext(db=Path(db), settings=settings)
+
+
+def default_db() -> Path:
+    """Without a config object: the attendance database under the default data dir (device/paths.py)."""
+    return paths.attendance_db(paths.data_dir(os.environ))
 
 
 def one_line_errors(fn: F) -> F:
@@ -96,7 +100,7 @@ def db_option(fn: F) -> F:
     return click.option(
         "--db",
         type=click.Path(dir_okay=False, path_type=Path),
-        help=f"Attendance database (default: configured paths.attendance_db, else {DEFAULT_DB}).",
+        help="Attendance database (default: configured paths.attendance_db, else $XDG_DATA_HOME/clockface/attendance.db).",
     )(fn)
 
 
@@ -467,15 +471,13 @@ def erase(ctx: click.Context, db: Path | None, timezone_name: str | None, person
 # --- web ---------------------------------------------------------------------
 
 
-def default_password_file(db: Path) -> Path:
-    """The hash lives next to the database, readable by the service user only."""
-    return db.parent / PASSWORD_FILE_NAME
+default_password_file = paths.web_password_file
 
 
 @click.group(invoke_without_command=True)
 @db_option
 @click.option("--host", help="Address to bind (default: [web] host, 127.0.0.1).")
-@click.option("--port", type=int, help="Port (default: [web] port, 8001).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [web] port, 8001).")
 @click.option(
     "--password-file",
     type=click.Path(dir_okay=False, path_type=Path),

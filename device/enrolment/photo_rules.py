@@ -22,9 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np
+from msgspec import Meta
 
 from device.camera.images import ImageReadError, read_image
 from device.vision.faces import FacePipeline
@@ -46,22 +48,24 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class EnrolRules:
-    min_face_px: int = 60  # smaller faces are upscaled more than 2.5x into a 150-px chip
+    min_face_px: Annotated[int, Meta(ge=1, le=4096)] = (
+        60  # smaller faces are upscaled more than 2.5x into a 150-px chip
+    )
     # The largest face is used when the next one is clearly smaller than it
     # (a passer-by in the background); comparable faces make the photo ambiguous.
-    dominance: float = 0.7
+    dominance: Annotated[float, Meta(gt=0, le=1)] = 0.7
     # Sharpness = 1000 x var(Laplacian) / var(grey) over the centre of the aligned
     # chip (contrast-free, so a dark photo is not also "blurry"). The softest good
     # photo in ../shared/faces scores 45.7; blurring photos there by sigma = 2 chip
     # pixels gives a median of 14 (and moves the embedding ~0.3, half dlib's threshold).
-    min_sharpness: float = 20.0
+    min_sharpness: Annotated[float, Meta(ge=0, le=1000)] = 20.0
     # Mean grey level (0-255) of the chip's centre, i.e. of the face. The darkest
     # good photo in ../shared/faces is 87.6; the same photos at 25 % exposure 20-45.
-    min_brightness: float = 35.0
+    min_brightness: Annotated[float, Meta(ge=0, le=255)] = 35.0
     # Two photos of one person closer than this fraction of the model's threshold
     # are the same picture (resized or re-saved copies measure 0.03-0.21 with dlib,
     # different photos of one person at least 0.29; threshold 0.55).
-    duplicate_fraction: float = 0.2
+    duplicate_fraction: Annotated[float, Meta(ge=0, le=1)] = 0.2
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,14 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Annotated
 
 import cv2
 import numpy as np
+from msgspec import Meta
 
 from device.terminal.tracking import Track
+from logs.settings import SettingsError
 
 BOUNDARY = b"clockface-frame"
 PAGE = b"""<!doctype html><html><head><title>clockface preview</title>
@@ -27,13 +30,15 @@ PAGE = b"""<!doctype html><html><head><title>clockface preview</title>
 class PreviewSettings:
     enabled: bool = False
     host: str = "127.0.0.1"
-    port: int = 8090
-    fps: float = 5.0
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8090
+    fps: Annotated[float, Meta(gt=0, le=30)] = 5.0
 
     def __post_init__(self) -> None:
         if self.enabled and self.host not in ("127.0.0.1", "localhost", "::1"):
             # Faces of passers-by are personal data: keep the preview on the device.
-            raise ValueError("preview.host must be a loopback address (use an SSH tunnel to view it remotely)")
+            raise SettingsError.about(
+                "preview.host", self.host, "is not a loopback address (use an SSH tunnel to view it remotely)"
+            )
 
 
 def annotate(image: np.ndarray, tracks: list[Track]) -> np.ndarray:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from logs.store import AttendanceEvent, AttendanceStore, StoreError, UnknownFaceEvent
@@ -19,7 +20,8 @@ RELEASE_DATE = date(2026, 11, 1)
 MAX_PENDING = 1000
 
 
-CHECKOUT_MODES = ("none", "last-sighting", "exit")
+Checkout = Literal["none", "last-sighting", "exit"]
+CHECKOUT_MODES: tuple[str, ...] = get_args(Checkout)
 
 
 def event_type_for(first_today: bool, checkout: str) -> str:

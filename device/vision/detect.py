@@ -9,9 +9,13 @@ entrance are large.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import cv2
 import numpy as np
+from msgspec import Meta
+
+from logs.settings import SettingsError
 
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 # A second, stricter cascade confirms each candidate on a small crop around it.
@@ -27,14 +31,26 @@ class DetectionSettings:
     # for still photos. Haar's cost grows with pixels while faces at an
     # entrance are large: 320 finds faces from ~50 px wide in a 640-px frame,
     # at about a sixth of the cost of 640 (tests/benchmarks/bench_runtime.py).
-    work_size: int = 320
-    still_work_size: int = 640
-    scale_factor: float = 1.1  # 1.2 halves the cost but missed half the faces of the demo clip at 320
-    min_neighbors: int = 5
-    min_size: int = 30  # smallest face, in work-image pixels (60 px in a 640-px frame at work_size 320)
-    pad_fraction: float = 0.25  # border added when a still shows no face (ID-badge crops)
+    work_size: Annotated[int, Meta(ge=64, le=4096)] = 320
+    still_work_size: Annotated[int, Meta(ge=64, le=8192)] = 640
+    # Haar's pyramid step; OpenCV needs it above 1. 1.2 halves the cost but
+    # missed half the faces of the demo clip at 320.
+    scale_factor: Annotated[float, Meta(gt=1, le=2)] = 1.1
+    min_neighbors: Annotated[int, Meta(ge=0, le=50)] = 5
+    # Smallest face, in work-image pixels (60 px in a 640-px frame at work_size 320).
+    min_size: Annotated[int, Meta(ge=1, le=4096)] = 30
+    pad_fraction: Annotated[float, Meta(ge=0, le=1)] = 0.25  # border added when a still shows no face (ID-badge crops)
     verify: bool = True  # confirm candidates with a second cascade
-    max_overlap: float = 0.3  # a box covered this much by a larger one is the same face
+    max_overlap: Annotated[float, Meta(ge=0, le=1)] = 0.3  # a box covered this much by a larger one is the same face
+
+    def __post_init__(self) -> None:
+        # A smallest face larger than the image the cascade sees finds nothing, silently.
+        if self.min_size > self.work_size:
+            raise SettingsError.about(
+                "detection.min_size",
+                self.min_size,
+                f"is out of range (1 <= x <= detection.work_size = {self.work_size})",
+            )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from logs_helpers import LONDON, event, local, utc
 
+from device.config import ConfigError, parse_config
 from logs.retention import apply_retention, purge_before, retention_cutoff
 from logs.settings import LogsSettings, SettingsError, WebSettings
 from logs.store import AttendanceStore
@@ -24,14 +25,16 @@ terminal_id = "front-door"
 port = 8080
 allow_lan = true
 host = "0.0.0.0"
-
-[camera]
-index = 0
 """
 
 
+def logs_of(doc: dict) -> LogsSettings:
+    """[logs] and [web] through the one config loader (logs/ itself parses nothing)."""
+    return parse_config(doc, {"HOME": "/home/someone"}).logs
+
+
 def test_from_toml_document() -> None:
-    settings = LogsSettings.from_toml_dict(tomllib.loads(EXAMPLE))
+    settings = logs_of(tomllib.loads(EXAMPLE))
     assert settings == LogsSettings(
         timezone="Europe/London",
         expected_start=time(8, 30),
@@ -41,30 +44,43 @@ def test_from_toml_document() -> None:
     )
 
 
-def test_defaults_and_bare_logs_table() -> None:
-    assert LogsSettings.from_toml_dict({}) == LogsSettings()
+def test_defaults_and_time_spellings() -> None:
+    assert logs_of({}) == LogsSettings()
     assert LogsSettings().web == WebSettings("127.0.0.1", 8001, None, False)
-    assert LogsSettings.from_toml_dict({"expected_start": "09:00"}).expected_start == time(9)
+    assert logs_of({"logs": {"expected_start": "09:00"}}).expected_start == time(9)
+    assert logs_of({"logs": {"expected_start": "", "retention_days": ""}}) == LogsSettings()
 
 
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
         ({"logs": {"timezone": "Europe/Londn"}}, "logs.timezone = 'Europe/Londn' is not an IANA time zone"),
-        ({"logs": {"retention_day": 30}}, "unknown key logs.retention_day"),
-        ({"logs": {"retention_days": 0}}, "logs.retention_days must be at least 1"),
-        ({"logs": {"retention_days": "30"}}, "logs.retention_days must be int"),
-        ({"logs": {"expected_start": "half past eight"}}, "logs.expected_start must be a time like 08:30"),
+        ({"logs": {"retention_day": 30}}, "logs.retention_day = 30 is not a known key"),
+        ({"logs": {"web": {"port": 1}}}, "logs.web = {'port': 1} is not a known key"),
+        ({"logs": {"retention_days": 0}}, "logs.retention_days = 0 is out of range (1 <= x <= 36500)"),
+        ({"logs": {"retention_days": "30"}}, "logs.retention_days = '30' is not an integer"),
+        (
+            {"logs": {"expected_start": "half past eight"}},
+            "logs.expected_start = 'half past eight' is not a time like 08:30",
+        ),
+        ({"logs": {"terminal_id": "front door"}}, "logs.terminal_id = 'front door' is not valid (1-64 letters"),
         ({"web": {"host": "0.0.0.0"}}, "set web.allow_lan = true"),
-        ({"web": {"port": 70000}}, "web.port must be 1-65535"),
-        ({"web": {"allow_lan": 1}}, "web.allow_lan must be bool"),
-        ({"web": {"password_hash": "plaintext"}}, "web.password_hash must come from"),
+        ({"web": {"port": 70000}}, "web.port = 70000 is out of range (1 <= x <= 65535)"),
+        ({"web": {"allow_lan": 1}}, "web.allow_lan = 1 is not true or false"),
+        ({"web": {"password_hash": "plaintext"}}, "web.password_hash = 'plaintext' is not valid (output of"),
     ],
 )
 def test_one_line_errors(doc: dict, message: str) -> None:
-    with pytest.raises(SettingsError) as exc:
-        LogsSettings.from_toml_dict(doc)
+    with pytest.raises(ConfigError) as exc:
+        logs_of(doc)
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_direct_construction_keeps_the_checks_a_type_cannot_express() -> None:
+    with pytest.raises(SettingsError, match=r"logs\.timezone = 'Mars' is not an IANA time zone"):
+        LogsSettings(timezone="Mars")
+    with pytest.raises(SettingsError, match=r"web\.host = '10.0.0.5' would serve"):
+        WebSettings(host="10.0.0.5")
 
 
 def test_retention_cutoff_is_local_midnight(db_path: Path) -> None:
