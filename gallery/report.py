@@ -9,12 +9,13 @@ line in the printed report instead.
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from logs import csv_export
 
 REPORT_TXT = "clockface-report.txt"
 REPORT_CSV = "clockface-report.csv"
@@ -149,14 +150,16 @@ CSV_FIELDS = [
 
 
 def render_csv(report: EnrolmentReport) -> str:
-    """One table: a row per photo (kind=photo), then a row per person (kind=person)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\r\n")
-    writer.writeheader()
+    """One table: a row per photo (kind=photo), then a row per person (kind=person).
+
+    File names and employee ids come off the stick, so cells go through the
+    shared writer that keeps formula-looking text from running in a spreadsheet.
+    """
+    rows: list[dict[str, object]] = []
     if report.error and not report.photos:
-        writer.writerow({"kind": "error", "detail": report.error})
+        rows.append({"kind": "error", "detail": report.error})
     for p in report.photos:
-        writer.writerow(
+        rows.append(
             {
                 "kind": "photo",
                 "name": p.person,
@@ -169,18 +172,18 @@ def render_csv(report: EnrolmentReport) -> str:
                 "brightness": "" if p.brightness is None else f"{p.brightness:.1f}",
             }
         )
-    for p in report.roster:
-        writer.writerow(
+    for r in report.roster:
+        rows.append(
             {
                 "kind": "person",
-                "name": p.name,
-                "outcome": p.status,
-                "detail": p.note,
-                "photos": p.photos,
-                "employee_id": p.employee_id or "",
+                "name": r.name,
+                "outcome": r.status,
+                "detail": r.note,
+                "photos": r.photos,
+                "employee_id": r.employee_id or "",
             }
         )
-    return buf.getvalue()
+    return csv_export.render_csv(CSV_FIELDS, rows, lineterminator="\r\n")
 
 
 def write_report(folder: Path, report: EnrolmentReport) -> tuple[list[Path], str | None]:
@@ -203,10 +206,8 @@ def write_report(folder: Path, report: EnrolmentReport) -> tuple[list[Path], str
             os.replace(tmp, target)
             written.append(target)
         except OSError as exc:
-            try:
+            with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
             reason = exc.strerror or str(exc)
             return (
                 written,

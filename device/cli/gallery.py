@@ -8,7 +8,6 @@ the roster). The config arrives as `ctx.obj` (device/cli/main.py reads it once).
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import click
 from device.config import Config, load_config
 from gallery import stick as stick_mod
 from gallery.report import EnrolmentReport, render_text, write_report
+from logs.csv_export import write_csv
 
 
 def _config(ctx: click.Context) -> Config:
@@ -339,15 +339,12 @@ def gallery_export(ctx: click.Context, output: Path | None) -> None:
         }
         for p in people
     ]
+    # Names and ids came from sticks and people.csv: the shared writer keeps formulas inert.
     if output is None:
-        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(sys.stdout, fields, rows)
         return
     with open(output, "w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(fh, fields, rows, lineterminator="\r\n")
     click.echo(f"wrote {len(rows)} people to {output}", err=True)
 
 

@@ -12,7 +12,6 @@ the commands fall back to ``--db`` and default settings. That lookup lives in
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -29,6 +28,7 @@ from tabulate import tabulate
 
 from device import paths
 from logs import reports
+from logs.csv_export import CsvWriter, write_csv
 from logs.retention import apply_retention, purge_before
 from logs.settings import LogsSettings, SettingsError
 from logs.store import AttendanceEvent, AttendanceStore, StoreError
@@ -214,19 +214,8 @@ def emit(records: list[dict[str, Any]], as_json: bool, csv_file: str | None, hum
 
 
 def _write_csv(fh: Any, records: Iterable[dict[str, Any]], columns: list[str]) -> None:
-    writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: _csv_value(v) for k, v in record.items()})
-
-
-def _csv_value(value: Any) -> Any:
-    """Blank for None and JSON-style true/false, so CSV and JSON agree."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
+    # Blank for None, true/false like JSON, and names that look like formulas kept inert.
+    write_csv(fh, columns, records)
 
 
 def _load_rows(
@@ -361,7 +350,7 @@ def tail(
     """
     lctx = resolve(ctx, db, timezone_name)
     zone = lctx.settings.zone
-    csv_writer: csv.DictWriter | None = None
+    csv_writer: CsvWriter | None = None
 
     def show(event: AttendanceEvent) -> None:
         nonlocal csv_writer
@@ -370,7 +359,7 @@ def tail(
             click.echo(json.dumps(record, ensure_ascii=False))
         elif as_csv:
             if csv_writer is None:
-                csv_writer = csv.DictWriter(sys.stdout, fieldnames=list(record), lineterminator="\n")
+                csv_writer = CsvWriter(sys.stdout, list(record))
                 csv_writer.writeheader()
             csv_writer.writerow(record)
             sys.stdout.flush()
