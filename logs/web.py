@@ -9,7 +9,12 @@ app. What we add is configuration:
   with ``mode=ro`` and sees new events (``immutable`` would cache a stale view
   of a WAL database);
 * login through ``datasette-auth-passwords`` (user ``admin``, pbkdf2 hash)
-  and :mod:`logs.datasette_plugin`, which refuses anonymous requests;
+  and :mod:`logs.datasette_plugin`, which refuses anonymous requests, ends
+  sessions of an old password and throttles guessing;
+* the hash reaches Datasette as ``{"$file": path}`` (or ``{"$env": VAR}``
+  for a hash from the config), Datasette's secret configuration: it is read
+  when needed, so ``set-password`` takes effect on a running server, and
+  ``/-/metadata`` never shows it;
 * canned queries for today, a date-range report and a person's history, in
   the configured time zone;
 * loopback by default (see :class:`~logs.settings.WebSettings`).
@@ -23,6 +28,7 @@ from typing import Any
 
 from logs.settings import LogsSettings, is_loopback
 from logs.store import AttendanceStore, StoreError
+from logs.web_auth import PasswordSource
 
 USERNAME = "admin"
 
@@ -74,7 +80,7 @@ limit 1000
 """.strip()
 
 
-def metadata(db_name: str, settings: LogsSettings, password_hash: str) -> dict[str, Any]:
+def metadata(db_name: str, settings: LogsSettings, password: PasswordSource) -> dict[str, Any]:
     """Datasette metadata: canned queries, hidden internals, plugin configuration."""
     zone = settings.timezone
     return {
@@ -108,16 +114,17 @@ def metadata(db_name: str, settings: LogsSettings, password_hash: str) -> dict[s
             }
         },
         "plugins": {
-            "datasette-auth-passwords": {f"{USERNAME}_password_hash": password_hash},
+            "datasette-auth-passwords": {f"{USERNAME}_password_hash": password.datasette_value()},
             "clockface-logs": {
                 "timezone": zone,
                 "expected_start": settings.expected_start.isoformat() if settings.expected_start else None,
+                **password.config(),
             },
         },
     }
 
 
-def build_datasette(db_path: Path, settings: LogsSettings, password_hash: str) -> Any:
+def build_datasette(db_path: Path, settings: LogsSettings, password: PasswordSource) -> Any:
     """A Datasette instance over the attendance database only, with our plugin registered."""
     from datasette.app import Datasette
     from datasette.plugins import pm
@@ -128,14 +135,15 @@ def build_datasette(db_path: Path, settings: LogsSettings, password_hash: str) -
     AttendanceStore(db_path, readonly=True).close()
     if not pm.is_registered(datasette_plugin):
         pm.register(datasette_plugin, name=datasette_plugin.PLUGIN_NAME)
+    datasette_plugin.quiet_expected_errors()
     return Datasette(
         files=[str(db_path)],
-        metadata=metadata(Path(db_path).stem, settings, password_hash),
+        metadata=metadata(Path(db_path).stem, settings, password),
         settings={"allow_download": False, "sql_time_limit_ms": 3000, "max_returned_rows": 5000},
     )
 
 
-def serve(db_path: Path, settings: LogsSettings, password_hash: str) -> None:
+def serve(db_path: Path, settings: LogsSettings, password: PasswordSource) -> None:
     """Run Datasette with uvicorn until interrupted."""
     import asyncio
 
@@ -144,7 +152,7 @@ def serve(db_path: Path, settings: LogsSettings, password_hash: str) -> None:
     web = settings.web
     if not web.allow_lan and not is_loopback(web.host):
         raise StoreError(f"refusing to serve on {web.host}: set [web] allow_lan = true to allow the LAN")
-    ds = build_datasette(db_path, settings, password_hash)
+    ds = build_datasette(db_path, settings, password)
     asyncio.run(ds.invoke_startup())
     print(f"clockface web: http://{web.host}:{web.port}/ (log in as '{USERNAME}')", flush=True)
     uvicorn.run(ds.app(), host=web.host, port=web.port, log_level="warning")

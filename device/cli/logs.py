@@ -32,6 +32,7 @@ from logs.csv_export import CsvWriter, write_csv
 from logs.retention import apply_retention, purge_before
 from logs.settings import LogsSettings, SettingsError
 from logs.store import AttendanceEvent, AttendanceStore, StoreError
+from logs.web_auth import PasswordSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -499,14 +500,17 @@ def web(
     if port:
         changes["port"] = port
     settings = lctx.settings.with_web(**changes) if changes else lctx.settings
-    password_hash = settings.web.password_hash or web_module.read_password_file(
-        password_file or default_password_file(lctx.db)
-    )
-    if not password_hash:
+    # A hash in the config wins; otherwise the file, which the server re-reads when it changes.
+    target = password_file or default_password_file(lctx.db)
+    if settings.web.password_hash:
+        password = PasswordSource.from_hash(settings.web.password_hash)
+    elif web_module.read_password_file(target):
+        password = PasswordSource(path=target.absolute())
+    else:
         raise click.ClickException(
             "no web password set; run `clockface web set-password` (or set [web] password_hash) first"
         )
-    web_module.serve(lctx.db, settings, password_hash)
+    web_module.serve(lctx.db, settings, password)
 
 
 @web.command("set-password")
@@ -533,3 +537,11 @@ def set_password(ctx: click.Context, password: str, print_only: bool) -> None:
     target = options.get("password_file") or default_password_file(lctx.db)
     write_password_file(target, hashed)
     click.echo(f"Password hash written to {target} (log in as 'admin').")
+    if lctx.settings.web.password_hash:
+        click.echo(
+            "Note: [web] password_hash is set in the config and takes precedence over this file; "
+            "remove it there for this password to be used.",
+            err=True,
+        )
+    else:
+        click.echo("A running `clockface web` uses it at once; sessions of the old password are logged out.")

@@ -17,7 +17,8 @@ from logs_helpers import LONDON, event, local
 from logs.datasette_plugin import make_functions
 from logs.settings import LogsSettings
 from logs.store import AttendanceStore
-from logs.web import build_datasette, hash_password
+from logs.web import build_datasette, hash_password, write_password_file
+from logs.web_auth import PasswordSource
 
 PASSWORD = "correct horse battery"
 
@@ -41,7 +42,8 @@ def password_hash() -> str:
 def ds(db_path: Path, password_hash: str) -> Any:
     seed_today(db_path)
     settings = LogsSettings(timezone="Europe/London", expected_start=time(9))
-    return build_datasette(db_path, settings, password_hash)
+    write_password_file(db_path.parent / "web-password", password_hash)
+    return build_datasette(db_path, settings, PasswordSource(path=db_path.parent / "web-password"))
 
 
 def get(ds: Any, path: str, auth: bool = False, accept: str = "application/json") -> Any:
@@ -93,10 +95,32 @@ def test_report_csv_and_history(ds: Any) -> None:
     assert [h["event_type"] for h in history] == ["check-in"]
 
 
-def test_only_the_attendance_database_and_no_metadata(ds: Any) -> None:
+def test_only_the_attendance_database(ds: Any) -> None:
     names = [d["name"] for d in get(ds, "/-/databases.json", auth=True).json()]
     assert names == ["attendance"]
-    assert get(ds, "/-/metadata.json", auth=True).status_code == 403  # would echo the password hash
+
+
+def test_metadata_never_shows_the_password_hash(ds: Any, password_hash: str) -> None:
+    """Datasette's secret configuration: the metadata names the file, the plugin reads the hash from it."""
+    salt_and_digest = password_hash.split("$", 2)[2]
+    for path in ("/-/metadata.json", "/-/metadata"):
+        response = get(ds, path, auth=True, accept="text/html")
+        assert response.status_code == 200 and "clockface attendance" in response.text
+        assert salt_and_digest not in response.text
+    assert salt_and_digest not in str(ds.metadata())
+    assert ds.plugin_config("datasette-auth-passwords")["admin_password_hash"].strip() == password_hash
+
+
+def test_hash_from_the_config_goes_through_the_environment(db_path: Path, password_hash: str, monkeypatch) -> None:
+    monkeypatch.delenv("CLOCKFACE_TEST_HASH", raising=False)
+    seed_today(db_path)
+    ds = build_datasette(
+        db_path, LogsSettings(), PasswordSource.from_hash(password_hash, env_var="CLOCKFACE_TEST_HASH")
+    )
+    monkeypatch.setenv("CLOCKFACE_TEST_HASH", password_hash)  # undone after the test
+    assert password_hash.split("$", 2)[2] not in str(ds.metadata())
+    assert get(ds, "/attendance/events.json?_shape=array", auth=True).status_code == 200
+    assert get(ds, "/-/metadata.json", auth=True).status_code == 200
 
 
 def test_view_is_read_only(ds: Any) -> None:
