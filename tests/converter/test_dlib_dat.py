@@ -243,7 +243,7 @@ def _run_cli(args: list[str]):
 def _error_line(result) -> str:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
-    assert lines[0].startswith("Error: "), result.output
+    assert lines[0].startswith("clockface: error: "), result.output
     return lines[0]
 
 

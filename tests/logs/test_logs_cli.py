@@ -163,7 +163,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(logs, ["today", "--db", str(bad)])
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0
-    assert result.output.startswith("Error: ") and "file is not a database" in result.output
+    assert result.output.startswith("clockface: error: ") and "file is not a database" in result.output
     missing = CliRunner().invoke(logs, ["report", "--db", str(tmp_path / "none.db"), "--from", "2026-01-01"])
     assert missing.exit_code == 1 and "no attendance database here yet" in missing.output
 
