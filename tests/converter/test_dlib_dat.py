@@ -295,6 +295,16 @@ def test_cli_needs_a_model() -> None:
     assert result.exit_code == 2 and "--list" in result.output
 
 
+def test_help_lists_the_known_models() -> None:
+    from converter.models import known_models
+
+    result = CliRunner().invoke(convert, ["--help"])
+    assert result.exit_code == 0, result.output
+    models = result.output.split("Models:", 1)[1]
+    for name, spec in known_models().items():
+        assert name in models and spec.description.split()[0] in models
+
+
 def test_root_cli_finds_convert_through_entry_point() -> None:
     from device.cli.main import main
 

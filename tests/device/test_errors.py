@@ -20,7 +20,9 @@ def test_one_line_takes_the_first_line_or_the_type_name():
 
 
 def test_os_errors_read_as_file_and_reason():
-    assert one_line(FileNotFoundError(2, "No such file or directory", "/x/y.db")) == "/x/y.db: No such file or directory"
+    assert (
+        one_line(FileNotFoundError(2, "No such file or directory", "/x/y.db")) == "/x/y.db: No such file or directory"
+    )
     assert one_line(PermissionError(13, "Permission denied")) == "Permission denied"
 
 
@@ -48,7 +50,10 @@ def test_a_command_that_raises_prints_one_line_and_exits_1(monkeypatch):
     monkeypatch.delenv("CLOCKFACE_DEBUG", raising=False)
     result = CliRunner().invoke(_group_with(lambda: 1 / 0), ["boom"])
     assert result.exit_code == 1
-    assert result.stderr == "clockface: error: ZeroDivisionError: division by zero (run with --traceback for the full stack)\n"
+    assert (
+        result.stderr
+        == "clockface: error: ZeroDivisionError: division by zero (run with --traceback for the full stack)\n"
+    )
     assert result.stdout == ""
 
 
