@@ -126,7 +126,7 @@ install_packages() {
     missing=("${missing[@]/python3-picamera2}")
   fi
   # --no-install-recommends: picamera2 would otherwise pull in a Qt desktop.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 find_python() {

@@ -17,7 +17,7 @@ import click
 
 from device.cli.context import config_of
 from device.config import Config
-from device.errors import ClockfaceCommand, ClockfaceGroup, error_line
+from device.errors import ClockfaceCommand, ClockfaceGroup, one_line
 from gallery import stick as stick_mod
 from gallery.report import EnrolmentReport, render_text, write_report
 
@@ -163,7 +163,7 @@ def enroll_stick(
         config = config_of(ctx)
         report = _enrol(config, images_dir, add, write=True, quiet_progress=as_json)
     except Exception as exc:  # the stick must get a report whatever went wrong; the line says what
-        reason = error_line(exc)
+        reason = one_line(exc)
         report = _failure_report(
             config, images_dir, add, f"enrolment failed, the previous gallery stays in force: {reason}"
         )

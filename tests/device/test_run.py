@@ -41,8 +41,10 @@ def cli(config, *args):
 
 
 def one_line_error(result):
+    """The one error line; informational `clockface: ...` lines (logging) may come before it."""
     assert result.exit_code != 0, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
+    lines = [line for line in lines if line.startswith("clockface: error: ") or not line.startswith("clockface: ")]
     assert len(lines) == 1 and lines[0].startswith("clockface: error: "), result.output
     return lines[0]
 
