@@ -29,7 +29,7 @@ def under_systemd(env: Mapping[str, str]) -> bool:
 def journal_handler() -> logging.Handler | None:
     """python3-systemd's JournalHandler, or None where it is not installed."""
     try:
-        from systemd.journal import JournalHandler  # type: ignore[import-not-found]
+        from systemd.journal import JournalHandler  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         return None
     return JournalHandler(SYSLOG_IDENTIFIER=SYSLOG_IDENTIFIER)
