@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from device import paths
+from device.errors import ClockfaceCommand, CommandError
 
 STAGES = (
     "locate source",
@@ -73,9 +74,23 @@ class _Stages:
             self.bar.set_postfix_str(STAGES[self.bar.n])
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+class CalibrationError(ValueError):
+    """The calibration folder gave no faces to calibrate int8 ranges on."""
+
+
+class ConvertCommand(ClockfaceCommand):
+    """`clockface convert`, whose --help ends with the models it knows.
+
+    The list is read when help is shown, not when the module is imported, so the
+    root CLI's import stays light (the registry pulls in NumPy).
+    """
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        from converter.models import known_models
+
+        with formatter.section("Models"):
+            formatter.write_dl([(name, spec.description) for name, spec in known_models().items()])
 
 
 def _import_tensorflow() -> None:
@@ -83,7 +98,7 @@ def _import_tensorflow() -> None:
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        raise click.ClickException(
+        raise CommandError(
             "TensorFlow is not installed here: conversion runs on a workstation with `pip install '.[converter]'`"
         ) from None
 
@@ -190,7 +205,7 @@ def load_calibration_chips(folder: Path, chip, limit: int = CALIBRATION_LIMIT) -
         if len(chips) >= limit:
             break
     if not chips:
-        raise ValueError(f"no faces found in the photos under {folder}: int8 calibration needs real face photos")
+        raise CalibrationError(f"no faces found in the photos under {folder}: int8 calibration needs real face photos")
     return chips
 
 
@@ -311,7 +326,7 @@ def run_conversion(
     )
 
 
-@click.command("convert")
+@click.command("convert", cls=ConvertCommand)
 @click.argument("model", required=False)
 @click.option(
     "--output",
@@ -390,36 +405,11 @@ def convert(
 
     from tqdm import tqdm
 
-    from converter.dlib_dat import DatFormatError
-    from converter.download import DownloadError
-    from converter.models import SourceNotFoundError, UnknownModelError
-    from converter.tflite_export import ExportCheckError
-
-    expected = (
-        DatFormatError,
-        SourceNotFoundError,
-        UnknownModelError,
-        ExportCheckError,
-        FileNotFoundError,
-        ValueError,
-        DownloadError,
-    )
     options = ConvertOptions(quantize, calibration, sha256, weights_url, cache_dir, show_progress=not as_json)
     with tqdm(
         total=len(STAGES), desc=f"convert {model}", unit="stage", file=sys.stderr, disable=None, leave=False
     ) as bar:
-        try:
-            summary = run_conversion(model, output, source, _Stages(bar), options)
-        except click.ClickException:
-            raise
-        except expected as exc:
-            raise click.ClickException(_one_line(exc)) from None
-        except OSError as exc:
-            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or _one_line(exc)}".lstrip(": ")) from None
-        except Exception as exc:  # converter internals (TensorFlow) raise arbitrary types
-            raise click.ClickException(
-                f"conversion of {model} failed: {type(exc).__name__}: {_one_line(exc)}"
-            ) from None
+        summary = run_conversion(model, output, source, _Stages(bar), options)
     if as_json:
         click.echo(json.dumps(asdict(summary), indent=2))
     else:

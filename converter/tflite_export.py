@@ -205,8 +205,11 @@ class _LiteRTRunner:
     def __init__(self, tflite_bytes: bytes, threads: int = 2) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interp = Interpreter(model_content=tflite_bytes, num_threads=threads)
-        self.interp.allocate_tensors()
+        from device.vision.embedder import filtered_native_stderr
+
+        with filtered_native_stderr():  # the same XNNPACK INFO line the device filters
+            self.interp = Interpreter(model_content=tflite_bytes, num_threads=threads)
+            self.interp.allocate_tensors()
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
 

@@ -6,7 +6,8 @@
 #   systemd/install-device.sh [--uninstall] [--purge-data]
 #
 # What it does (idempotent; a re-run upgrades in place and keeps data):
-#   apt packages   python3, python3-venv, udev (+ python3-picamera2 where the archive has it)
+#   apt packages   python3, python3-venv, python3-systemd (journal priorities), udev
+#                  (+ python3-picamera2 where the archive has it)
 #   user           system user and group `clockface` (camera access via the unit's
 #                  SupplementaryGroups=video, never root)
 #   code           /opt/clockface/venv (--system-site-packages, so apt's picamera2 is seen;
@@ -107,7 +108,8 @@ apt_candidate() {
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 install_packages() {
-  local wanted=(python3 python3-venv udev ca-certificates)
+  # python3-systemd: the CLI logs to the journal with priorities (device/cli/log_setup.py).
+  local wanted=(python3 python3-venv python3-systemd udev ca-certificates)
   local optional=()
   # The Pi camera stack comes from apt, not PyPI (it needs the matching libcamera).
   if is_raspberry_pi || apt_candidate python3-picamera2; then optional+=(python3-picamera2); fi
@@ -124,7 +126,7 @@ install_packages() {
     missing=("${missing[@]/python3-picamera2}")
   fi
   # --no-install-recommends: picamera2 would otherwise pull in a Qt desktop.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 find_python() {

@@ -2,4 +2,4 @@
 
 from device.cli.main import main
 
-main()
+main(prog_name="clockface")

@@ -14,15 +14,12 @@ from pathlib import Path
 
 import click
 
-from device.config import Config, load_config
+from device.cli.context import config_of
+from device.config import Config
+from device.errors import ClockfaceCommand, ClockfaceGroup, one_line
 from gallery import stick as stick_mod
 from gallery.report import EnrolmentReport, render_text, write_report
 from logs.csv_export import write_csv
-
-
-def _config(ctx: click.Context) -> Config:
-    config = ctx.obj if isinstance(ctx.obj, Config) else None
-    return config if config is not None else load_config(None)
 
 
 def _emit(report: EnrolmentReport, as_json: bool) -> None:
@@ -40,7 +37,7 @@ def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progr
     from device.enrolment.folder import enrol_folder, to_report
     from device.terminal.assembly import load_model
 
-    model = load_model(config)  # SetupError: the caller decides how to show it
+    model = load_model(config)
     with tqdm(total=0, unit="photo", desc="enrol", disable=True if quiet_progress else None, file=sys.stderr) as bar:
 
         def on_photos(n: int) -> None:
@@ -77,7 +74,7 @@ def _failure_report(config: Config | None, images_dir: Path, add: bool, error: s
 
 
 # --- enroll -------------------------------------------------------------------
-@click.command("enroll")
+@click.command("enroll", cls=ClockfaceCommand)
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--add",
@@ -100,25 +97,19 @@ def enroll(ctx: click.Context, folder: Path, add: bool, check: bool, report_dir:
     The new gallery is built completely and swapped in at once: if anything
     fails, the old gallery stays in force.
     """
-    from device.terminal.assembly import SetupError
-
-    config = _config(ctx)
-    try:
-        report = _enrol(config, folder, add, write=not check, quiet_progress=False)
-    except SetupError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = _enrol(config_of(ctx), folder, add, write=not check, quiet_progress=False)
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         files, report.report_error = write_report(report_dir, report)
         report.report_files = [str(p) for p in files]
     _emit(report, as_json)
     if report.error:
-        click.echo(f"Error: {report.error}", err=True)
+        click.echo(f"clockface: error: {report.error}", err=True)
         ctx.exit(1)
 
 
 # --- enroll-stick ---------------------------------------------------------------
-@click.command("enroll-stick")
+@click.command("enroll-stick", cls=ClockfaceCommand)
 @click.option(
     "--mount-point",
     type=click.Path(path_type=Path),
@@ -158,10 +149,7 @@ def enroll_stick(
     run by systemd) and, with --unmount, unmounts the stick. A stick without the
     folder is left alone.
     """
-    try:
-        where = stick_mod.resolve_mount_point(device, mount_point, wait_seconds)
-    except stick_mod.StickError as exc:
-        raise click.ClickException(str(exc)) from None
+    where = stick_mod.resolve_mount_point(device, mount_point, wait_seconds)
     images_dir = stick_mod.find_images_dir(where)
     if images_dir is None:
         click.echo(
@@ -172,10 +160,10 @@ def enroll_stick(
         return
     config: Config | None = None
     try:
-        config = _config(ctx)
+        config = config_of(ctx)
         report = _enrol(config, images_dir, add, write=True, quiet_progress=as_json)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except Exception as exc:  # the stick must get a report whatever went wrong; the line says what
+        reason = one_line(exc)
         report = _failure_report(
             config, images_dir, add, f"enrolment failed, the previous gallery stays in force: {reason}"
         )
@@ -186,12 +174,12 @@ def enroll_stick(
         ok, message = stick_mod.unmount(where)
         click.echo(f"clockface: {message}", err=not ok)
     if report.error:
-        click.echo(f"Error: {report.error}", err=True)
+        click.echo(f"clockface: error: {report.error}", err=True)
         ctx.exit(1)
 
 
 # --- gallery ----------------------------------------------------------------------
-@click.group("gallery")
+@click.group("gallery", cls=ClockfaceGroup)
 def gallery() -> None:
     """Who is enrolled: list, remove a person, export the roster."""
 
@@ -216,9 +204,7 @@ def _configured_sha(config: Config) -> str | None:
 @click.pass_context
 def gallery_list(ctx: click.Context, as_json: bool) -> None:
     """Everyone enrolled: name, photos, when enrolled, employee ID, model."""
-    from gallery.store import GalleryError
-
-    config = _config(ctx)
+    config = config_of(ctx)
     store = _store(config)
     if not store.exists():
         if as_json:
@@ -226,11 +212,8 @@ def gallery_list(ctx: click.Context, as_json: bool) -> None:
         else:
             click.echo(f"no gallery yet at {store.path}: enrol people with `clockface enroll DIR` or a USB stick")
         return
-    try:
-        people = store.people()
-        binding = store.binding()
-    except GalleryError as exc:
-        raise click.ClickException(str(exc)) from None
+    people = store.people()
+    binding = store.binding()
     configured = _configured_sha(config)
     rows = [
         {
@@ -274,7 +257,7 @@ def gallery_remove(ctx: click.Context, name: str, with_logs: bool, yes: bool) ->
     """
     from gallery.store import GalleryError, remove_person
 
-    config = _config(ctx)
+    config = config_of(ctx)
     what = "face templates and attendance events" if with_logs else "face templates"
     if not yes:
         click.confirm(f"Erase {name}'s {what}? This cannot be undone", abort=True)
@@ -288,7 +271,7 @@ def gallery_remove(ctx: click.Context, name: str, with_logs: bool, yes: bool) ->
         )
     except GalleryError as exc:
         if not with_logs:
-            raise click.ClickException(str(exc)) from None
+            raise
         click.echo(f"{name} is not in the gallery ({exc})")
     if with_logs:
         path = config.paths.attendance
@@ -297,13 +280,8 @@ def gallery_remove(ctx: click.Context, name: str, with_logs: bool, yes: bool) ->
             return
         from logs.store import AttendanceStore
 
-        try:
-            with AttendanceStore(path) as store:
-                count = store.erase_person(removed_name)
-        except Exception as exc:
-            raise click.ClickException(
-                f"could not erase {removed_name}'s attendance events: {str(exc).splitlines()[0]}"
-            ) from None
+        with AttendanceStore(path) as store:
+            count = store.erase_person(removed_name)
         click.echo(f"erased {count} attendance event{'s' if count != 1 else ''} of {removed_name}")
         if not in_gallery and count == 0:
             ctx.exit(1)
@@ -319,15 +297,10 @@ def gallery_remove(ctx: click.Context, name: str, with_logs: bool, yes: bool) ->
 @click.pass_context
 def gallery_export(ctx: click.Context, output: Path | None) -> None:
     """The roster as CSV (name, employee_id, photos, enrolled_at, model): no biometric data."""
-    from gallery.store import GalleryError
-
-    config = _config(ctx)
+    config = config_of(ctx)
     store = _store(config)
-    try:
-        people = store.people() if store.exists() else []
-        model = store.binding().name if store.exists() else ""
-    except GalleryError as exc:
-        raise click.ClickException(str(exc)) from None
+    people = store.people() if store.exists() else []
+    model = store.binding().name if store.exists() else ""
     fields = ["name", "employee_id", "photos", "enrolled_at", "model"]
     rows = [
         {

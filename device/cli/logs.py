@@ -19,7 +19,6 @@ import time as time_module
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,11 +26,12 @@ import click
 from tabulate import tabulate
 
 from device import paths
+from device.errors import ClockfaceGroup, CommandError
 from logs import reports
 from logs.csv_export import CsvWriter, write_csv
 from logs.retention import apply_retention, purge_before
 from logs.settings import LogsSettings, SettingsError
-from logs.store import AttendanceEvent, AttendanceStore, StoreError
+from logs.store import AttendanceEvent, AttendanceStore
 from logs.web_auth import PasswordSource
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,19 +76,6 @@ def resolve(ctx: click.Context, db: Path | None, timezone_name: str | None = Non
 def default_db() -> Path:
     """Without a config object: the attendance database under the default data dir (device/paths.py)."""
     return paths.attendance_db(paths.data_dir(os.environ))
-
-
-def one_line_errors(fn: F) -> F:
-    """Show StoreError/SettingsError as click's one-line ``Error: ...`` instead of a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (StoreError, SettingsError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def db_option(fn: F) -> F:
@@ -239,7 +226,7 @@ DATE = click.DateTime(formats=["%Y-%m-%d"])
 # --- commands ------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=ClockfaceGroup)
 def logs() -> None:
     """Review the attendance log: today, reports, tail, purge."""
 
@@ -249,7 +236,6 @@ def logs() -> None:
 @output_options
 @click.option("--date", "on_date", type=DATE, help="Show this local day instead of today (YYYY-MM-DD).")
 @click.pass_context
-@one_line_errors
 def today(
     ctx: click.Context,
     db: Path | None,
@@ -261,8 +247,10 @@ def today(
     """Who came in today, when they left, and who was late."""
     lctx = resolve(ctx, db, timezone_name)
     day = on_date.date() if on_date else datetime.now(UTC).astimezone(lctx.settings.zone).date()
-    with _open_readonly(lctx) as store:
-        rows = _load_rows(store, lctx, day, day, None)
+    rows: list[reports.DayRow] = []
+    if lctx.db.exists():  # a fresh install has no database yet: an empty day, and nothing created
+        with _open_readonly(lctx) as store:
+            rows = _load_rows(store, lctx, day, day, None)
 
     def human() -> str:
         expected = lctx.settings.expected_start
@@ -285,7 +273,6 @@ def today(
 @click.option("--person", help="Only this person.")
 @click.option("--totals", is_flag=True, help="One row per person (days, hours, late days) instead of per day.")
 @click.pass_context
-@one_line_errors
 def report(
     ctx: click.Context,
     db: Path | None,
@@ -303,6 +290,8 @@ def report(
     """
     lctx = resolve(ctx, db, timezone_name)
     first, last = from_.date(), (to or from_).date()
+    if last < first:
+        raise click.BadParameter(f"{last} is before --from {first}", param_hint="--to")
     with _open_readonly(lctx) as store:
         rows = _load_rows(store, lctx, first, last, person)
     person_totals = reports.totals(rows)
@@ -334,7 +323,6 @@ def report(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (newline-delimited).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout.")
 @click.pass_context
-@one_line_errors
 def tail(
     ctx: click.Context,
     db: Path | None,
@@ -394,7 +382,6 @@ def tail(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Output the result as JSON.")
 @click.pass_context
-@one_line_errors
 def purge(
     ctx: click.Context, db: Path | None, timezone_name: str | None, before: datetime, yes: bool, as_json: bool
 ) -> None:
@@ -421,7 +408,6 @@ def purge(
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Output the result as JSON.")
 @click.pass_context
-@one_line_errors
 def retain(ctx: click.Context, db: Path | None, timezone_name: str | None, as_json: bool) -> None:
     """Apply the configured retention (logs.retention_days); run daily by clockface-retention.timer."""
     lctx = resolve(ctx, db, timezone_name)
@@ -447,7 +433,6 @@ def retain(ctx: click.Context, db: Path | None, timezone_name: str | None, as_js
 @click.argument("person")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-@one_line_errors
 def erase(ctx: click.Context, db: Path | None, timezone_name: str | None, person: str, yes: bool) -> None:
     """Remove every event of PERSON (an erasure request; recorded in audit_log)."""
     lctx = resolve(ctx, db, timezone_name)
@@ -464,7 +449,7 @@ def erase(ctx: click.Context, db: Path | None, timezone_name: str | None, person
 default_password_file = paths.web_password_file
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=ClockfaceGroup, invoke_without_command=True)
 @db_option
 @click.option("--host", help="Address to bind (default: [web] host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [web] port, 8001).")
@@ -474,7 +459,6 @@ default_password_file = paths.web_password_file
     help="Password hash file (default: next to the database).",
 )
 @click.pass_context
-@one_line_errors
 def web(
     ctx: click.Context,
     db: Path | None,
@@ -507,9 +491,7 @@ def web(
     elif web_module.read_password_file(target):
         password = PasswordSource(path=target.absolute())
     else:
-        raise click.ClickException(
-            "no web password set; run `clockface web set-password` (or set [web] password_hash) first"
-        )
+        raise CommandError("no web password set; run `clockface web set-password` (or set [web] password_hash) first")
     web_module.serve(lctx.db, settings, password)
 
 
@@ -521,13 +503,12 @@ def web(
     "--print", "print_only", is_flag=True, help="Only print the hash (for [web] password_hash), do not write a file."
 )
 @click.pass_context
-@one_line_errors
 def set_password(ctx: click.Context, password: str, print_only: bool) -> None:
     """Store a hash of the web view password (user name: admin)."""
     from logs.web import hash_password, write_password_file
 
     if len(password) < 8:
-        raise click.ClickException("password must be at least 8 characters")
+        raise CommandError("password must be at least 8 characters")
     hashed = hash_password(password)
     if print_only:
         click.echo(hashed)

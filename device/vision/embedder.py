@@ -7,15 +7,53 @@ code runs the dlib network and any keras-vggface export, float or quantised.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from device.vision.model_card import ModelCard, load_card
+from device.vision.model_card import ModelCard, convert_command, load_card
+
+# LiteRT's C++ logger writes this to fd 2 each time an interpreter is built; no
+# environment variable turns it off (TF_CPP_MIN_LOG_LEVEL is TensorFlow's, not
+# LiteRT's), so it is filtered out of a temporary fd-2 capture instead.
+RUNTIME_NOISE = re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\s*$")
 
 
 class EmbedderError(RuntimeError):
-    pass
+    """The model file cannot be run, or does not agree with its sidecar (one line)."""
+
+
+@contextlib.contextmanager
+def filtered_native_stderr(noise: re.Pattern[str] = RUNTIME_NOISE) -> Iterator[None]:
+    """Capture what native code writes to fd 2 meanwhile, and pass on all but the `noise` lines.
+
+    Other lines (a real LiteRT error) still reach stderr, after the block.
+    Where fd 2 cannot be duplicated (no real stderr), the block just runs.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines() if not noise.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
 
 
 def _interpreter_class():
@@ -50,11 +88,13 @@ class Embedder:
         self.model_path = Path(model_path)
         self.card = card or load_card(self.model_path)
         Interpreter = _interpreter_class()
+        redo = f"re-run `{convert_command(self.model_path)}` on a workstation and copy both files here"
         try:
-            self._interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
-            self._interp.allocate_tensors()
+            with filtered_native_stderr():
+                self._interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise EmbedderError(f"cannot load TFLite model {self.model_path}: {exc}") from None
+            raise EmbedderError(f"cannot load TFLite model {self.model_path}: {exc}; {redo}") from None
         inp = self._interp.get_input_details()[0]
         out = self._interp.get_output_details()[0]
         self._in_index, self._in_dtype = inp["index"], inp["dtype"]
@@ -63,13 +103,16 @@ class Embedder:
         self._out_dtype = out["dtype"]
         width, height = self.card.chip.size
         expected = (1, height, width, 3)
-        if tuple(inp["shape"]) != expected:
+        shape = tuple(int(n) for n in inp["shape"])
+        if shape != expected:
             raise EmbedderError(
-                f"model input shape {tuple(inp['shape'])} does not match its sidecar chip size {expected}"
+                f"{self.model_path.name} takes input {shape} but its sidecar chip size means {expected}: {redo}"
             )
-        if int(out["shape"][-1]) != self.card.embedding_size:
+        size = int(out["shape"][-1])
+        if size != self.card.embedding_size:
             raise EmbedderError(
-                f"model output size {int(out['shape'][-1])} does not match its sidecar embedding size {self.card.embedding_size}"
+                f"{self.model_path.name} outputs {size}-d embeddings but its sidecar says embedding_size "
+                f"{self.card.embedding_size}: {redo}"
             )
 
     @property

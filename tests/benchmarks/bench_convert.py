@@ -156,7 +156,7 @@ def convert_one(
         last = (stderr.strip().splitlines() or ["(no output)"])[-1]
         if "beyond limits" not in last:
             raise SystemExit(f"convert {model} --quantize {quantize} failed: {last}")
-        return None, last.removeprefix("Error: "), wall, rss
+        return None, last.removeprefix("clockface: error: "), wall, rss
     return json.loads(stdout[stdout.index("{") :]), "", wall, rss
 
 

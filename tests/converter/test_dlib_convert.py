@@ -137,6 +137,6 @@ def test_failed_check_writes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     out = tmp_path / "out"
     result = CliRunner().invoke(convert, ["dlib-resnet-v1", "--output", str(out)])
     assert result.exit_code != 0
-    error = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    error = [line for line in result.output.splitlines() if line.startswith("clockface: error: ")]
     assert len(error) == 1 and "beyond limits" in error[0] and "max_abs" in error[0] and "nothing written" in error[0]
     assert not out.exists() or not any(out.iterdir())

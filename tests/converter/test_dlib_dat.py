@@ -243,7 +243,7 @@ def _run_cli(args: list[str]):
 def _error_line(result) -> str:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
-    assert lines[0].startswith("Error: "), result.output
+    assert lines[0].startswith("clockface: error: "), result.output
     return lines[0]
 
 
@@ -293,6 +293,16 @@ def test_cli_list() -> None:
 def test_cli_needs_a_model() -> None:
     result = _run_cli([])
     assert result.exit_code == 2 and "--list" in result.output
+
+
+def test_help_lists_the_known_models() -> None:
+    from converter.models import known_models
+
+    result = CliRunner().invoke(convert, ["--help"])
+    assert result.exit_code == 0, result.output
+    models = result.output.split("Models:", 1)[1]
+    for name, spec in known_models().items():
+        assert name in models and spec.description.split()[0] in models
 
 
 def test_root_cli_finds_convert_through_entry_point() -> None:

@@ -115,7 +115,7 @@ def test_download_without_a_hash_is_refused(tmp_path: Path) -> None:
     assert (
         result.output.strip()
         .splitlines()[-1]
-        .startswith("Error: no pinned SHA-256 for rcmalli_vggface_tf_notop_resnet50.h5")
+        .startswith("clockface: error: no pinned SHA-256 for rcmalli_vggface_tf_notop_resnet50.h5")
     )
     assert not (tmp_path / "out").exists()
 

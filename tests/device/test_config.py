@@ -143,4 +143,4 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, setting, message):
     result = CliRunner().invoke(main, ["--config", str(cfg), "config", "show"])
     assert result.exit_code == 1
     assert result.output.count("\n") == 1, result.output
-    assert result.output.startswith(f"Error: config {cfg}: {message}"), result.output
+    assert result.output.startswith(f"clockface: error: config {cfg}: {message}"), result.output

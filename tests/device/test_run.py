@@ -41,9 +41,11 @@ def cli(config, *args):
 
 
 def one_line_error(result):
+    """The one error line; informational `clockface: ...` lines (logging) may come before it."""
     assert result.exit_code != 0, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    lines = [line for line in lines if line.startswith("clockface: error: ") or not line.startswith("clockface: ")]
+    assert len(lines) == 1 and lines[0].startswith("clockface: error: "), result.output
     return lines[0]
 
 
@@ -208,6 +210,6 @@ def test_read_only_gallery_folder_is_one_line_and_writes_nothing(tmp_path, dlib_
     shutil.copy(shared_path("faces", "angelina_jolie", "1.jpg"), photos / "angelina_jolie.jpg")
     result = cli(config, "enroll", str(photos))
     assert result.exit_code != 0
-    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    errors = [line for line in result.output.splitlines() if line.startswith("clockface: error: ")]
     assert len(errors) == 1 and "gallery" in errors[0], result.output
     assert list(readonly_dir.iterdir()) == []

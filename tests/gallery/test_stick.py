@@ -185,4 +185,4 @@ def test_enroll_stick_unmounted_device_is_one_line_error(monkeypatch, tmp_path):
     config = parse_config({"paths": {"data_dir": str(tmp_path / "data")}}, env={})
     result = CliRunner().invoke(enroll_stick, ["--device", "/dev/sdx1", "--wait", "0"], obj=config)
     assert result.exit_code == 1
-    assert "Error: /dev/sdx1 is not mounted" in result.output
+    assert "clockface: error: /dev/sdx1 is not mounted" in result.output

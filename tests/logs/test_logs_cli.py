@@ -146,9 +146,7 @@ def test_purge_asks_then_purges(seeded: Path) -> None:
     result = run(["purge", "--before", "2026-03-31", "--yes", "--json"], obj=obj)
     assert json.loads(result.output)["removed"] == 5
     with AttendanceStore(seeded, readonly=True) as store:
-        remaining = store.events_between(
-            datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
-        )
+        remaining = store.events_between(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
         assert [(e.person, e.event_type) for e in remaining] == [
             ("Carol Night", "check-out"),
             ("Alice Smith", "check-in"),
@@ -163,7 +161,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(logs, ["today", "--db", str(bad)])
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0
-    assert result.output.startswith("Error: ") and "file is not a database" in result.output
+    assert result.output.startswith("clockface: error: ") and "file is not a database" in result.output
     missing = CliRunner().invoke(logs, ["report", "--db", str(tmp_path / "none.db"), "--from", "2026-01-01"])
     assert missing.exit_code == 1 and "no attendance database here yet" in missing.output
 
@@ -171,3 +169,13 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
 def test_bad_timezone_flag(seeded: Path) -> None:
     result = CliRunner().invoke(logs, ["today", "--db", str(seeded), "--timezone", "Mars/Olympus"])
     assert result.exit_code == 2 and "not an IANA time zone" in result.output
+
+
+def test_today_on_a_fresh_install_is_an_empty_day_and_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "attendance.db"
+    result = CliRunner().invoke(logs, ["today", "--db", str(db), "--date", "2026-03-30"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2026-03-30 (UTC): nobody yet\n"
+    as_json = CliRunner().invoke(logs, ["today", "--db", str(db), "--json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == []
+    assert list(tmp_path.iterdir()) == []
