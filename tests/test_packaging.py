@@ -18,6 +18,7 @@ NOT_FROM_PIP = {
     "picamera2": "apt's python3-picamera2 (built against apt's libcamera)",
     "tflite_runtime": "armv7l fallback where ai-edge-litert has no wheel (device/vision/embedder.py)",
     "tf_keras": "setup.sh installs it with --no-deps: its metadata pulls the full tensorflow",
+    "systemd": "apt's python3-systemd on the device (journal logging, device/cli/log_setup.py); optional",
 }
 
 
