@@ -9,6 +9,7 @@ line in the printed report instead.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -121,12 +122,13 @@ def render_text(report: EnrolmentReport) -> str:
             for w in p.warnings:
                 lines.append(f"  {'':<20} {'':<{width}}  ! {w}")
     if report.roster:
-        width = min(max(len(p.name) for p in report.roster), 40)
+        width = min(max(len(person.name) for person in report.roster), 40)
         lines += ["", "PEOPLE" + (" (the gallery now)" if report.written else " (what the gallery would have been)")]
-        for p in report.roster:
-            ident = f"ID {p.employee_id}" if p.employee_id else ""
+        for person in report.roster:
+            ident = f"ID {person.employee_id}" if person.employee_id else ""
+            plural = "s" if person.photos != 1 else " "
             lines.append(
-                f"  {p.name:<{width}}  {p.status:<12} {p.photos:>2} photo{'s' if p.photos != 1 else ' '}  {ident:<12} {p.note}".rstrip()
+                f"  {person.name:<{width}}  {person.status:<12} {person.photos:>2} photo{plural}  {ident:<12} {person.note}".rstrip()
             )
     if report.advice:
         lines += ["", "THRESHOLD", f"  {report.advice}"]
@@ -169,15 +171,15 @@ def render_csv(report: EnrolmentReport) -> str:
                 "brightness": "" if p.brightness is None else f"{p.brightness:.1f}",
             }
         )
-    for p in report.roster:
+    for person in report.roster:
         writer.writerow(
             {
                 "kind": "person",
-                "name": p.name,
-                "outcome": p.status,
-                "detail": p.note,
-                "photos": p.photos,
-                "employee_id": p.employee_id or "",
+                "name": person.name,
+                "outcome": person.status,
+                "detail": person.note,
+                "photos": person.photos,
+                "employee_id": person.employee_id or "",
             }
         )
     return buf.getvalue()
@@ -203,10 +205,8 @@ def write_report(folder: Path, report: EnrolmentReport) -> tuple[list[Path], str
             os.replace(tmp, target)
             written.append(target)
         except OSError as exc:
-            try:
+            with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
             reason = exc.strerror or str(exc)
             return (
                 written,

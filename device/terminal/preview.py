@@ -84,7 +84,9 @@ class PreviewServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._httpd.server_address[:2]
+        host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str), "an AF_INET server's address is (host, port)"
+        return host, port
 
     @property
     def watched(self) -> bool:
@@ -113,7 +115,7 @@ class PreviewServer:
             sent = None
             while True:
                 with self._cond:
-                    self._cond.wait_for(lambda: self._jpeg is not sent, timeout=5.0)
+                    self._cond.wait_for(lambda last=sent: self._jpeg is not last, timeout=5.0)
                     jpeg = self._jpeg
                 if jpeg is None or jpeg is sent:
                     continue

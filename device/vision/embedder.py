@@ -21,13 +21,13 @@ class EmbedderError(RuntimeError):
 def _interpreter_class():
     """Import lazily: a missing runtime is a clear error, not an ImportError at CLI start."""
     try:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore
+        from ai_edge_litert.interpreter import Interpreter
 
         return Interpreter
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter  # type: ignore
+        from tflite_runtime.interpreter import Interpreter
 
         return Interpreter
     except ImportError:
