@@ -3,16 +3,18 @@
 `../shared` (beside the repository root) holds real photos and dlib reference
 data that are too large or too sensitive for the repository. Tests that need it
 call `shared_path(...)`, which skips with a reason when it is absent.
+CLOCKFACE_SHARED points elsewhere (a git worktree is not beside ../shared).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+SHARED_DIR = Path(os.environ.get("CLOCKFACE_SHARED") or REPO_ROOT.parent / "shared")
 
 
 def shared_path(*parts: str) -> Path:
@@ -96,8 +98,6 @@ tiny_disk = _tmpfs_fixture("tiny", "size=256k", "A 256 KiB file system that fill
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The booted-VM system test takes ~15 minutes: CI (CI=true) runs it, a
     developer's default run skips it unless it is asked for with `-m vm`."""
-    import os
-
     if os.environ.get("CI", "").lower() == "true" or "vm" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="boots a VM (~15 min): runs in CI, or locally with `pytest -m vm`")

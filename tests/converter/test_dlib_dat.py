@@ -39,7 +39,7 @@ def pack_float(value: float) -> bytes:
 
 
 def pack_tensor(array: np.ndarray) -> bytes:
-    shape = (list(array.shape) + [1, 1, 1, 1])[:4]
+    shape = [*array.shape, 1, 1, 1, 1][:4]
     return pack(2) + b"".join(pack(d) for d in shape) + np.asarray(array, "<f4").tobytes()
 
 
@@ -80,7 +80,7 @@ def test_packed_int_rejects_foreign_control_byte() -> None:
 
 
 def test_packed_int_truncated() -> None:
-    with pytest.raises(DatFormatError, match="truncated.*byte offset 1"):
+    with pytest.raises(DatFormatError, match=r"truncated.*byte offset 1"):
         Cursor(b"\x04\x01\x02").int("n")
 
 
@@ -106,12 +106,12 @@ def test_string_and_bool_decoding() -> None:
     cur = Cursor(pack_str("relu_") + b"10")
     assert cur.string("tag") == "relu_"
     assert cur.bool("a") is True and cur.bool("b") is False
-    with pytest.raises(DatFormatError, match="'0' or '1'.*offset 0"):
+    with pytest.raises(DatFormatError, match=r"'0' or '1'.*offset 0"):
         Cursor(b"\x01").bool("flag")
 
 
 def test_string_too_long_is_rejected_not_allocated() -> None:
-    with pytest.raises(DatFormatError, match="short string.*byte offset 0"):
+    with pytest.raises(DatFormatError, match=r"short string.*byte offset 0"):
         Cursor(pack(10**9) + b"abc").string("layer tag", max_len=64)
 
 

@@ -303,7 +303,7 @@ def test_shim_leaves_keras3_in_place_and_loader_follows_keras_vggface(source_mod
     assert sys.modules["keras"] is keras and keras.__version__.startswith("3.")
     model = build("vgg16")
     load_weights(model, SPECS["vggface-vgg16"], weights)
-    for got, want in zip(model.get_weights(), keras_model.get_weights()):
+    for got, want in zip(model.get_weights(), keras_model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
     # Loading by name would silently skip missing layers: a file for another model must fail instead.
     resnet_weights, _ = source_models("vggface-resnet50")

@@ -60,7 +60,7 @@ def test_bad_values_are_one_line_errors(doc, message):
 def test_invalid_toml_file_names_the_file(tmp_path):
     bad = tmp_path / "c.toml"
     bad.write_text("[recognition\nthreshold = 1\n")
-    with pytest.raises(ConfigError, match="c.toml is not valid TOML"):
+    with pytest.raises(ConfigError, match=r"c\.toml is not valid TOML"):
         load_config(bad, ENV)
 
 

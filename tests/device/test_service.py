@@ -230,11 +230,17 @@ def test_sigterm_and_sighup_in_a_real_process(enrolled_config, face_frame, tmp_p
     proc = subprocess.Popen(
         [sys.executable, "-m", "device.cli", "--config", str(cfg), "run", "--source", str(clip)],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
     )
+    # stderr is read as it comes, so the test can wait for the reload itself
+    # instead of sleeping and hoping the process got there (it may not, under load).
+    err_lines: list[str] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: [err_lines.append(line) for line in proc.stderr], daemon=True)
+    reader.start()
     try:
         messages = []
         while not any(m.startswith(b"READY=1") for m in messages):
@@ -242,12 +248,17 @@ def test_sigterm_and_sighup_in_a_real_process(enrolled_config, face_frame, tmp_p
         while not any(m == b"WATCHDOG=1" for m in messages):
             messages.append(sock.recv(4096))
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while not any("reloaded" in line for line in err_lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "no reload after SIGHUP:\n" + "".join(err_lines)
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = "".join(err_lines)
     assert proc.returncode == 0, err
     assert "reloaded" in err
     assert "frames from video:long.avi" in err

@@ -146,9 +146,7 @@ def test_purge_asks_then_purges(seeded: Path) -> None:
     result = run(["purge", "--before", "2026-03-31", "--yes", "--json"], obj=obj)
     assert json.loads(result.output)["removed"] == 5
     with AttendanceStore(seeded, readonly=True) as store:
-        remaining = store.events_between(
-            datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
-        )
+        remaining = store.events_between(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
         assert [(e.person, e.event_type) for e in remaining] == [
             ("Carol Night", "check-out"),
             ("Alice Smith", "check-in"),

@@ -62,7 +62,7 @@ def _analyze(*args: str) -> subprocess.CompletedProcess:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", UNITS + ["clockface-stick@sda1.service"])
+@pytest.mark.parametrize("unit", [*UNITS, "clockface-stick@sda1.service"])
 def test_verify_prints_nothing(unit_root: Path, unit: str) -> None:
     p = _analyze("verify", f"--root={unit_root}", str(unit_root / "etc/systemd/system" / unit))
     out = (p.stdout + p.stderr).strip()
@@ -157,7 +157,7 @@ def test_udev_rule_is_well_formed() -> None:
             assert m, f"cannot parse udev rule at column {pos}: {line!r}"
             keys.append((m.group(1), m.group(2), m.group(3)))
             pos = m.end()
-        for key, op, value in keys:
+        for key, _op, value in keys:
             assert not (key in ("RUN", "PROGRAM") and "mount" in value), (
                 "never mount from udev (its own mount namespace)"
             )
