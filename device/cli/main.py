@@ -157,7 +157,7 @@ def run(ctx: click.Context, source: str | None, max_frames: int | None, as_json:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def eval_command(ctx: click.Context, folder: Path, threshold: float | None, as_json: bool) -> None:
-    """Measure recognition accuracy on FOLDER/<person>/<photos> (notes/eval-protocol.md)."""
+    """Measure recognition accuracy on FOLDER/<person>/<photos> (../shared/notes/eval-protocol.md)."""
     from tqdm import tqdm
 
     from device.evaluate import evaluate, people_folders

@@ -66,10 +66,6 @@ class EnrolmentResult:
     def enrolled_photos(self) -> int:
         return sum(r.ok for r in self.results)
 
-    @property
-    def people_in_gallery(self) -> int:
-        return sum(e.status is not Status.REMOVED and e.photos > 0 for e in self.roster)
-
 
 def enrol_folder(
     images_dir: Path,

@@ -92,8 +92,3 @@ class Embedder:
 
     def embed(self, chip_bgr: np.ndarray) -> np.ndarray:
         return self.embed_tensor(chip_to_tensor(chip_bgr, self.card))
-
-    def embed_many(self, chips_bgr: list[np.ndarray]) -> np.ndarray:
-        if not chips_bgr:
-            return np.zeros((0, self.embedding_size), dtype=np.float32)
-        return np.stack([self.embed(c) for c in chips_bgr])

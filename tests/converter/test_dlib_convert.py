@@ -86,7 +86,7 @@ def test_sidecar_records_the_contract(converted: dict, dat_path: Path) -> None:
     assert card.name == "dlib-resnet-v1"
     assert card.source_sha256 == sha256_file(dat_path)
     assert card.model_sha256 == sha256_file(tflite) == converted["summary"]["model_sha256"]
-    assert card.input_size == (150, 150)
+    assert card.chip.size == (150, 150)
     assert card.colour_order == "RGB"
     assert card.normalisation.mean == (122.782, 117.001, 104.298)
     assert card.normalisation.scale == 1 / 256

@@ -209,7 +209,7 @@ def device_vs_keras(tflite: Path, keras_model, chips: list[np.ndarray]) -> dict[
     from device.vision.embedder import Embedder, chip_to_tensor
 
     embedder = Embedder(tflite, threads=2)
-    got = embedder.embed_many(chips).astype(np.float64)
+    got = np.stack([embedder.embed(c) for c in chips]).astype(np.float64)
     tensors = np.stack([chip_to_tensor(c, embedder.card) for c in chips])
     want = np.asarray(keras_model(tensors, training=False), np.float64)
     a, b = want - want.mean(0), got - want.mean(0)
