@@ -15,11 +15,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from device import paths
 from device.errors import ClockfaceCommand, CommandError
+
+if TYPE_CHECKING:
+    from converter.tflite_export import Quantize
 
 STAGES = (
     "locate source",
@@ -132,7 +136,7 @@ CALIBRATION_LIMIT = 64  # chips; each is one TensorFlow forward pass during int8
 class ConvertOptions:
     """What `--quantize/--calibration/--sha256/--weights-url/--cache-dir` ask for."""
 
-    quantize: str = "none"
+    quantize: Quantize = "none"
     calibration: Path | None = None
     sha256: str | None = None
     weights_url: str | None = None
@@ -387,7 +391,7 @@ def convert(
     model: str | None,
     output: Path | None,
     source: Path | None,
-    quantize: str,
+    quantize: Quantize,  # click.Choice of exactly these values
     calibration: Path | None,
     sha256: str | None,
     weights_url: str | None,

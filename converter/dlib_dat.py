@@ -18,10 +18,11 @@ per-float Python loop, no copy of the 22 MB of weights).
 
 from __future__ import annotations
 
+import builtins
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -156,7 +157,7 @@ class AddPrev:
     offset: int = field(default=0, compare=False)
 
 
-Layer = Union[Conv, Affine, Relu, Pool, Fc, Tag, Skip, AddPrev]
+Layer = Conv | Affine | Relu | Pool | Fc | Tag | Skip | AddPrev
 
 
 @dataclass(frozen=True)
@@ -228,14 +229,15 @@ class Cursor:
         value = int.from_bytes(self.take(size, what), "little")
         return -value if control & 0x80 else value
 
-    def expect_int(self, expected: int, what: str) -> int:
+    # Inside this class `int` is the method above: annotations spell the type builtins.int.
+    def expect_int(self, expected: builtins.int, what: str) -> builtins.int:
         start = self.pos
         value = self.int(what)
         if value != expected:
             raise DatFormatError(f"expected {what} {expected} at byte offset {start}, found {value}", start)
         return value
 
-    def string(self, what: str, max_len: int = 4096) -> str:
+    def string(self, what: str, max_len: builtins.int = 4096) -> str:
         start = self.pos
         length = self.int(f"length of {what}")
         if length < 0 or length > max_len:
@@ -285,7 +287,7 @@ class Cursor:
         raw = self.take(4 * count, f"{what} tensor data {shape}")
         return np.frombuffer(raw, dtype="<f4", count=count).reshape(shape)
 
-    def alias_tensor(self, what: str) -> tuple[int, ...]:
+    def alias_tensor(self, what: str) -> tuple[builtins.int, ...]:
         """dlib alias_tensor: version 1, then a shape (n, k, nr, nc) and no data."""
         self.expect_int(1, f"{what} alias tensor version")
         return tuple(self.int(f"{what} alias tensor dimension") for _ in range(4))

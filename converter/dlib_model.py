@@ -106,7 +106,7 @@ def _pool_layer(pool: Pool, x, name: str):
 
 def _add_prev(x, prev, name: str):
     """dlib add_prev: max shape in every dimension, zero-filled, aligned top-left."""
-    target = tuple(max(a, b) for a, b in zip(x.shape[1:], prev.shape[1:]))
+    target = tuple(max(a, b) for a, b in zip(x.shape[1:], prev.shape[1:], strict=True))
     if tuple(x.shape[1:]) != target:
         x = ZeroPadTo(target, name=f"{name}_pad_a")(x)
     if tuple(prev.shape[1:]) != target:
@@ -174,8 +174,8 @@ def build_keras(net: DlibNet, name: str = "dlib_resnet_v1") -> keras.Model:
 def normalisation_of(net: DlibNet) -> Normalisation:
     """dlib's input_rgb_image_sized: (pixel - mean) / 256, with the mean read from the file."""
     # Shortest decimal that round-trips to the file's float32 (122.782, not 122.78199768066406).
-    mean = tuple(float(str(np.float32(m))) for m in net.input.mean)
-    return Normalisation(mean=mean, scale=1.0 / 256.0)
+    r, g, b = (float(str(np.float32(m))) for m in net.input.mean)
+    return Normalisation(mean=(r, g, b), scale=1.0 / 256.0)
 
 
 def build(net: DlibNet) -> BuiltModel:

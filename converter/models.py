@@ -20,10 +20,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from converter.tflite_export import FidelityLimits
 from device.vision.model_card import ChipGeometry, Normalisation
@@ -53,13 +53,18 @@ class ModelSpec:
     locate_source: Callable[[], Path]
     source_help: str
     normalisation: Normalisation | None = None  # None: the builder reads it from the source
-    limits: FidelityLimits = FidelityLimits()  # fp32 limits; per-quantisation limits: tflite_export.default_limits
+    limits: FidelityLimits = field(
+        default_factory=FidelityLimits
+    )  # fp32 limits; per-quantisation limits: tflite_export.default_limits
 
     def read(self, source: Path) -> Any:
         return _resolve(self.reader)(source)
 
     def build(self, parsed: Any) -> Any:
         return _resolve(self.builder)(parsed)
+
+
+SpecT = TypeVar("SpecT", bound=ModelSpec)
 
 
 def _resolve(target: str) -> Callable[..., Any]:
@@ -131,7 +136,7 @@ _REGISTRY: dict[str, ModelSpec] = {DLIB_RESNET_V1.name: DLIB_RESNET_V1}
 VGGFACE_MODULES: tuple[str, ...] = ("converter.vggface",)
 
 
-def register(spec: ModelSpec) -> ModelSpec:
+def register(spec: SpecT) -> SpecT:
     """Add (or replace) a model; returns the spec so modules can write `X = register(ModelSpec(...))`."""
     _REGISTRY[spec.name] = spec
     return spec

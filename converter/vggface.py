@@ -195,6 +195,8 @@ def build_source(source: VggFaceSource) -> Any:
     from converter.dlib_model import BuiltModel
 
     spec = SPECS[source.spec_name]
+    if spec.normalisation is None:  # every VGGFace spec states its mean (see _spec)
+        raise ValueError(f"{spec.name}: no input normalisation in its spec")
     model = build_with_weights(spec, source.path)
     return BuiltModel(model=model, normalisation=spec.normalisation, notes=_notes(spec))
 

@@ -83,7 +83,9 @@ class Trials:
 def collect_trials(gallery: dict[str, np.ndarray], probes: list[Probe], metric: Metric) -> Trials:
     names = sorted(gallery)
     matcher = Matcher(names, np.stack([gallery[n] for n in names]) if names else np.zeros((0, 1)), metric, 0.0)
-    genuine, truth, impostor = [], [], []
+    genuine: list[tuple[str | None, float]] = []
+    truth: list[str] = []
+    impostor: list[float] = []
     for probe in probes:
         if probe.genuine:
             truth.append(probe.person)
@@ -102,7 +104,7 @@ def collect_trials(gallery: dict[str, np.ndarray], probes: list[Probe], metric: 
 def score(trials: Trials, threshold: float) -> tuple[Counter, int]:
     """Genuine outcomes and false accepts at one threshold (pure)."""
     outcomes: Counter = Counter({"correct": 0, "wrong": 0, "rejected": 0, "no face": 0})
-    for (nearest, dist), person in zip(trials.genuine, trials.genuine_truth):
+    for (nearest, dist), person in zip(trials.genuine, trials.genuine_truth, strict=True):
         if nearest is None and not np.isfinite(dist):
             outcomes["no face"] += 1
         elif dist > threshold:
@@ -151,7 +153,7 @@ def evaluate(
             if progress:
                 progress(files[0])
             if result.ok:
-                gallery[person] = result.embedding
+                gallery[person] = result.vector
             else:
                 failures.append(f"{person}/{files[0].name}: {result.outcome.value}")
             probe_files, genuine = files[1:], True
@@ -169,7 +171,7 @@ def evaluate(
     n_gen, n_imp = len(trials.genuine), len(trials.impostor)
     best_t, best_tar = best_threshold(trials)
     # collect_trials makes exactly one impostor trial per probe, in probe order.
-    fa_details = [f"{p.person}/{p.path.name}" for p, d in zip(probes, trials.impostor) if d <= threshold]
+    fa_details = [f"{p.person}/{p.path.name}" for p, d in zip(probes, trials.impostor, strict=True) if d <= threshold]
     return EvalReport(
         threshold=threshold,
         metric=metric,

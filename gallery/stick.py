@@ -106,17 +106,6 @@ def mount_of_device(device: str, mounts: list[Mount]) -> Mount | None:
     return found[-1] if found else None
 
 
-def mount_of_path(path: Path, mounts: list[Mount]) -> Mount | None:
-    """The mount that holds `path` (the longest mount point above it)."""
-    path = Path(os.path.realpath(path))
-    best: Mount | None = None
-    for m in mounts:
-        mp = Path(os.path.realpath(m.mount_point))
-        if (path == mp or mp in path.parents) and (best is None or len(str(mp)) >= len(str(best.mount_point))):
-            best = m
-    return best
-
-
 def read_mounts(path: Path | None = None) -> list[Mount]:
     """The kernel's mount table (/proc/self/mounts), empty when unreadable."""
     try:

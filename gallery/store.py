@@ -179,15 +179,17 @@ class GalleryStore:
 
 
 def _create_schema(db: sqlite_utils.Database, model: ModelBinding) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["people"].create({"id": int, "name": str, "enrolled_at": str, "employee_id": str}, pk="id", not_null={"name"})
-    db["people"].create_index(["name"], unique=True)
-    db["templates"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("people").create(
+        {"id": int, "name": str, "enrolled_at": str, "employee_id": str}, pk="id", not_null={"name"}
+    )
+    db.table("people").create_index(["name"], unique=True)
+    db.table("templates").create(
         {"id": int, "person_id": int, "photo": str, "embedding": bytes, "created_at": str},
         pk="id",
         foreign_keys=[("person_id", "people", "id")],
     )
-    db["meta"].insert_all(
+    db.table("meta").insert_all(
         [
             {"key": "schema_version", "value": str(SCHEMA_VERSION)},
             {"key": "model_name", "value": model.name},
@@ -240,12 +242,14 @@ def _fill(
             )
         if t.person not in ids:
             record = people.get(t.person, PersonRecord())
-            ids[t.person] = (
-                db["people"]
+            person_id = (
+                db.table("people")
                 .insert({"name": t.person, "enrolled_at": record.enrolled_at or now, "employee_id": record.employee_id})
                 .last_pk
             )
-        db["templates"].insert(
+            assert isinstance(person_id, int), "people.id is an INTEGER primary key: insert reports the new rowid"
+            ids[t.person] = person_id
+        db.table("templates").insert(
             {
                 "person_id": ids[t.person],
                 "photo": t.photo,

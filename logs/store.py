@@ -27,6 +27,7 @@ Schema history (``PRAGMA user_version``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -272,10 +273,8 @@ class AttendanceStore:
     def _close_quietly(self) -> None:
         conn = getattr(self, "_conn", None)
         if conn is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):  # closing a broken handle
                 conn.close()
-            except sqlite3.Error:  # pragma: no cover - closing a broken handle
-                pass
 
     @contextmanager
     def _write(self) -> Iterator[sqlite_utils.Database]:
@@ -349,7 +348,7 @@ class AttendanceStore:
         """
         try:
             with self._write() as db:
-                db["events"].insert(event.to_row())
+                db.table("events").insert(event.to_row())
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"{self.path}: event {event.id} not recorded: {exc}") from exc
 
@@ -357,7 +356,7 @@ class AttendanceStore:
         """Append an unknown-face event (time and place only, never an image)."""
         try:
             with self._write() as db:
-                db["unknown_events"].insert(event.to_row())
+                db.table("unknown_events").insert(event.to_row())
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"{self.path}: unknown event {event.id} not recorded: {exc}") from exc
 
@@ -422,7 +421,7 @@ class AttendanceStore:
 
     # --- the only delete paths ----------------------------------------------
     def _audit(self, db: sqlite_utils.Database, action: str, rows: int, detail: dict[str, Any]) -> None:
-        db["audit_log"].insert(
+        db.table("audit_log").insert(
             {
                 "at_utc": format_utc(datetime.now(UTC)),
                 "action": action,

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Install (or upgrade, or remove) clockface on a terminal: Raspberry Pi OS
-# Bookworm/Trixie or Debian 12/13. Called by `./setup.sh --device`:
+# Bookworm/Trixie or Debian 12/13. Called by `./setup.sh --device`, with its flags:
 #
-#   systemd/install-device.sh [UNINSTALL PURGE]      (0/1 flags, as setup.sh passes them)
 #   systemd/install-device.sh [--uninstall] [--purge-data]
 #
 # What it does (idempotent; a re-run upgrades in place and keeps data):
@@ -45,18 +44,13 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 UNINSTALL=0
 PURGE=0
-case "${1:-}" in
-  0|1) UNINSTALL=$1; PURGE=${2:-0} ;;
-  *)
-    for arg in "$@"; do
-      case "$arg" in
-        --uninstall) UNINSTALL=1 ;;
-        --purge-data) PURGE=1 ;;
-        *) die "unknown option $arg" ;;
-      esac
-    done
-    ;;
-esac
+for arg in "$@"; do
+  case "$arg" in
+    --uninstall) UNINSTALL=1 ;;
+    --purge-data) PURGE=1 ;;
+    *) die "unknown option $arg" ;;
+  esac
+done
 
 [ "$(id -u)" = 0 ] || die "device mode installs system-wide: run it with sudo (sudo ./setup.sh --device)"
 command -v apt-get >/dev/null || die "device mode needs a Debian-based OS (Raspberry Pi OS or Debian)"
@@ -123,7 +117,10 @@ install_packages() {
   apt-get update -qq
   if [[ " ${missing[*]} " == *" python3-picamera2 "* ]] && ! apt_candidate python3-picamera2; then
     # Only now do we know the archive's package list: drop what it does not have.
-    missing=("${missing[@]/python3-picamera2}")
+    local p available=()
+    for p in "${missing[@]}"; do [ "$p" = python3-picamera2 ] || available+=("$p"); done
+    missing=("${available[@]}")
+    [ ${#missing[@]} -gt 0 ] || return 0
   fi
   # --no-install-recommends: picamera2 would otherwise pull in a Qt desktop.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -210,45 +207,24 @@ WRAP
 
 write_config() {
   mkdir -p "$ETC"
+  # The documented defaults ship with the source (device/clockface.example.toml).
   local example=$SRC/device/clockface.example.toml
-  if [ -f "$example" ]; then
-    install -m 0644 "$example" "$ETC/clockface.example.toml"
-  fi
+  install -m 0644 "$example" "$ETC/clockface.example.toml"
   if [ -f "$CONFIG" ]; then
     say "keeping existing $CONFIG (current defaults: $ETC/clockface.example.toml)"
   else
     say "writing $CONFIG"
-    if [ -f "$example" ]; then
-      # The documented defaults, with the data folder of a device.
-      python3 - "$example" "$CONFIG" "$DATA" <<'PY'
+    # The documented defaults, with the data folder of a device.
+    python3 - "$example" "$CONFIG" "$DATA" <<'PY'
 import re, sys
 src, dst, data = sys.argv[1:]
 text = open(src, encoding="utf-8").read()
-line = f'data_dir = "{data}"'
-pat = re.compile(r'^#?\s*data_dir\s*=.*$', re.M)
-if pat.search(text):
-    text = pat.sub(line, text, count=1)
-elif re.search(r'^\[paths\]\s*$', text, re.M):
-    text = re.sub(r'^\[paths\]\s*$', "[paths]\n" + line, text, count=1, flags=re.M)
-else:
-    text = f"[paths]\n{line}\n\n" + text
+text, found = re.subn(r'^#?\s*data_dir\s*=.*$', f'data_dir = "{data}"', text, count=1, flags=re.M)
+if not found:
+    sys.exit(f"{src} has no data_dir line under [paths]")
 header = "# clockface configuration for this terminal (written by setup.sh --device; edit freely,\n# re-running setup keeps it). After a change: sudo systemctl reload clockface\n\n"
 open(dst, "w", encoding="utf-8").write(header + text)
 PY
-    else
-      cat > "$CONFIG" <<TOML
-# clockface configuration for this terminal (written by setup.sh --device; edit freely,
-# re-running setup keeps it). After a change: sudo systemctl reload clockface
-# Every key is optional: \`clockface config show\` prints the effective values.
-
-[paths]
-data_dir = "$DATA"
-model = "dlib-resnet-v1"   # a name under $DATA/models, or a path to a .tflite
-
-[camera]
-source = "camera:0"        # camera:N, /dev/videoN, picamera2, a video file/URL, or an image folder
-TOML
-    fi
   fi
   # Readable by the service only (the [web] password hash may be in it).
   chown root:"$USER_NAME" "$ETC" "$CONFIG"

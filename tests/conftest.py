@@ -3,16 +3,40 @@
 `../shared` (beside the repository root) holds real photos and dlib reference
 data that are too large or too sensitive for the repository. Tests that need it
 call `shared_path(...)`, which skips with a reason when it is absent.
+CLOCKFACE_SHARED points elsewhere (a git worktree is not beside ../shared).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+SHARED_DIR = Path(os.environ.get("CLOCKFACE_SHARED") or REPO_ROOT.parent / "shared")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def skip_unless_ci(reason: str) -> NoReturn:
+    """Skip on a developer's machine; fail in CI, where ./setup.sh installed every
+    extra and a skip would hide that a dependency went missing."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: every extra is installed there, so this is a failure)")
+    pytest.skip(reason)
+
+
+def require(module: str, hint: str) -> Any:
+    """pytest.importorskip for the optional extras (converter, test), failing in CI."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        skip_unless_ci(f"{module} is not installed ({hint})")
 
 
 def shared_path(*parts: str) -> Path:
@@ -31,7 +55,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def dlib_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real dlib face model, converted once per test session: a .tflite with its sidecar."""
-    pytest.importorskip("tensorflow", reason="converting the test model needs TensorFlow (pip install '.[converter]')")
+    require("tensorflow", "converting the test model needs pip install '.[converter]'")
     from click.testing import CliRunner
 
     from converter.cli import convert
@@ -39,7 +63,7 @@ def dlib_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models")
     result = CliRunner().invoke(convert, ["dlib-resnet-v1", "--output", str(out)])
     if result.exit_code != 0 and "not found in an installed" in result.output:
-        pytest.skip(f"dlib model source not installed: {result.output.strip()}")
+        skip_unless_ci(f"dlib model source not installed: {result.output.strip()}")
     assert result.exit_code == 0, result.output
     return out / "dlib-resnet-v1.tflite"
 
@@ -96,9 +120,7 @@ tiny_disk = _tmpfs_fixture("tiny", "size=256k", "A 256 KiB file system that fill
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The booted-VM system test takes ~15 minutes: CI (CI=true) runs it, a
     developer's default run skips it unless it is asked for with `-m vm`."""
-    import os
-
-    if os.environ.get("CI", "").lower() == "true" or "vm" in (config.getoption("markexpr") or ""):
+    if in_ci() or "vm" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="boots a VM (~15 min): runs in CI, or locally with `pytest -m vm`")
     for item in items:

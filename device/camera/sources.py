@@ -16,8 +16,6 @@ import cv2
 from device.camera.frames import Frame, FrameSource, SourceError
 from device.camera.images import ImageReadError, is_image_file, read_image
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg"})
-
 
 class ImageFolderSource:
     """Each image in a folder is one frame, in name order; unreadable files are skipped."""

@@ -413,6 +413,7 @@ def retain(ctx: click.Context, db: Path | None, timezone_name: str | None, as_js
     lctx = resolve(ctx, db, timezone_name)
     with AttendanceStore(lctx.db) as store:
         result = apply_retention(store, lctx.settings)
+    message: dict[str, object]
     if result is None:
         message = {"retention_days": None, "removed": 0}
         text = "logs.retention_days is not set: events are kept forever."

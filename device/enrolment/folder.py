@@ -11,7 +11,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 # --- a folder -> a new gallery -------------------------------------------------------
-class Status(str, Enum):
+class Status(StrEnum):
     ENROLLED = "enrolled"  # new person
     UPDATED = "updated"  # was in the gallery, now enrolled from these photos
     KEPT = "kept"  # in the gallery and stays as it was
@@ -65,10 +65,6 @@ class EnrolmentResult:
     @property
     def enrolled_photos(self) -> int:
         return sum(r.ok for r in self.results)
-
-    @property
-    def people_in_gallery(self) -> int:
-        return sum(e.status is not Status.REMOVED and e.photos > 0 for e in self.roster)
 
 
 def enrol_folder(
@@ -165,7 +161,7 @@ def enrol_folder(
     old_names = {person_key(name): name for name in old_records}
     for key, name in spelling.items():
         mine = [
-            Template(name, relative_name(r.path, images_dir), r.embedding)
+            Template(name, relative_name(r.path, images_dir), r.vector)
             for r in reviewed
             if r.ok and person_key(r.person) == key
         ]
@@ -292,7 +288,8 @@ def to_report(result: EnrolmentResult, when: datetime | None = None) -> Enrolmen
         error=result.error,
         photos=photos,
         roster=roster,
-        problems=list(result.problems) + ([result.closest.advice()] if _advice_is_news(result) else []),
+        problems=list(result.problems)
+        + ([result.closest.advice()] if result.closest and _advice_is_news(result) else []),
         notes=list(result.notes),
         advice=result.closest.advice() if result.closest else None,
         closest=closest,

@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +33,7 @@ from device.vision.faces import FacePipeline
 from gallery.layout import HEIC_SUFFIXES, Photo, Skipped
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     ENROLLED = "enrolled"
     NO_FACE = "no face"
     SEVERAL_FACES = "several faces"
@@ -84,6 +84,14 @@ class PhotoResult:
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.ENROLLED
+
+    @property
+    def vector(self) -> np.ndarray:
+        """The embedding of a photo that was embedded (enrolled, or later judged a
+        duplicate or not alike); asking a rejected photo for one is a caller bug."""
+        if self.embedding is None:
+            raise ValueError(f"{self.path.name}: {self.outcome.value}, not embedded")
+        return self.embedding
 
 
 # --- one photo ---------------------------------------------------------------
@@ -146,14 +154,15 @@ def examine_photo(photo: Photo, pipeline: FacePipeline, rules: EnrolRules) -> Ph
         )
     finding = pipeline.finding(image, largest)
     sharpness, brightness = chip_quality(finding.chip)
-    measured = dict(face_px=largest.w, sharpness=sharpness, brightness=brightness)
     if brightness < rules.min_brightness:
         return PhotoResult(
             photo.path,
             photo.person,
             Outcome.TOO_DARK,
             f"face brightness {brightness:.0f}, needs {rules.min_brightness:g}",
-            **measured,
+            face_px=largest.w,
+            sharpness=sharpness,
+            brightness=brightness,
         )
     if sharpness < rules.min_sharpness:
         return PhotoResult(
@@ -161,10 +170,21 @@ def examine_photo(photo: Photo, pipeline: FacePipeline, rules: EnrolRules) -> Ph
             photo.person,
             Outcome.TOO_BLURRY,
             f"sharpness {sharpness:.0f}, needs {rules.min_sharpness:g}",
-            **measured,
+            face_px=largest.w,
+            sharpness=sharpness,
+            brightness=brightness,
         )
     detail = "; ".join(d for d in (detail, f"eyes from {finding.eyes.source}") if d)
-    return PhotoResult(photo.path, photo.person, Outcome.ENROLLED, detail, finding.embedding, **measured)
+    return PhotoResult(
+        photo.path,
+        photo.person,
+        Outcome.ENROLLED,
+        detail,
+        finding.embedding,
+        face_px=largest.w,
+        sharpness=sharpness,
+        brightness=brightness,
+    )
 
 
 def examine_photos(

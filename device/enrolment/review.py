@@ -68,7 +68,7 @@ def review_photos(
     warn: dict[int, list[str]] = defaultdict(list)
 
     for person, idx in by_person.items():
-        vecs = np.stack([out[i].embedding for i in idx])
+        vecs = np.stack([out[i].vector for i in idx])
         d = pairwise_distances(vecs, vecs, metric)
         # Near-identical copies: keep the first, drop the rest.
         kept: list[int] = []
@@ -108,7 +108,10 @@ def review_photos(
                     )
 
     # Different names, same face? Compare each enrolled photo with every other person.
-    entries = [(out[i].person, label(out[i].path), out[i].embedding, i) for idx in by_person.values() for i in idx]
+    # (person, photo label, embedding, index into `out` or None for a gallery template)
+    entries: list[tuple[str, str, np.ndarray, int | None]] = [
+        (out[i].person, label(out[i].path), out[i].vector, i) for idx in by_person.values() for i in idx
+    ]
     entries += [(t.person, t.photo, t.embedding, None) for t in others if t.person not in by_person]
     pairs: dict[tuple[str, str], LookAlike] = {}
     nearest: dict[tuple[int, str], tuple[float, int]] = {}  # (photo, other person) -> (distance, entry)
@@ -119,25 +122,30 @@ def review_photos(
             for b in range(a + 1, len(entries)):
                 if names[a] == names[b] or d[a, b] > threshold:
                     continue
-                key = tuple(sorted((names[a], names[b])))
+                low, high = sorted((names[a], names[b]))
+                key = (low, high)
                 if key not in pairs or d[a, b] < pairs[key].distance:
                     first, second = (a, b) if names[a] == key[0] else (b, a)
                     pairs[key] = LookAlike(key[0], key[1], float(d[a, b]), entries[first][1], entries[second][1])
                 for me, other in ((a, b), (b, a)):
-                    i = entries[me][3]
-                    if i is not None and d[a, b] < nearest.get((i, names[other]), (np.inf, -1))[0]:
-                        nearest[(i, names[other])] = (float(d[a, b]), other)
+                    photo = entries[me][3]
+                    if photo is not None and d[a, b] < nearest.get((photo, names[other]), (np.inf, -1))[0]:
+                        nearest[(photo, names[other])] = (float(d[a, b]), other)
         # One line per photo and look-alike person: the closest of their photos.
         for (i, name), (dist, other) in sorted(nearest.items(), key=lambda kv: kv[1][0]):
-            j = entries[other][3]
-            same = " - the very same file" if out[i].sha256 and j is not None and out[j].sha256 == out[i].sha256 else ""
+            twin = entries[other][3]
+            same = (
+                " - the very same file"
+                if out[i].sha256 and twin is not None and out[twin].sha256 == out[i].sha256
+                else ""
+            )
             warn[i].append(
                 f"looks like {name} ({entries[other][1]}, distance {dist:.2f}){same}: the same person under two names?"
             )
     # A photo dropped as "not like the others": say whose photo it seems to be.
     for i, r in enumerate(out):
         if r.outcome is Outcome.NOT_ALIKE and entries:
-            d = pairwise_distances(r.embedding[None, :], np.stack([e[2] for e in entries]), metric)[0]
+            d = pairwise_distances(r.vector[None, :], np.stack([e[2] for e in entries]), metric)[0]
             d[[e[0] == r.person for e in entries]] = np.inf
             k = int(np.argmin(d))
             if d[k] <= threshold:
@@ -190,5 +198,5 @@ def closest_pair(templates: Sequence[Template], metric: str, threshold: float) -
     names = np.array([t.person for t in templates])
     d[names[:, None] == names[None, :]] = np.inf
     a, b = np.unravel_index(int(np.argmin(d)), d.shape)
-    ta, tb = sorted((templates[a], templates[b]), key=lambda t: t.person)
+    ta, tb = sorted((templates[int(a)], templates[int(b)]), key=lambda t: t.person)
     return ClosestPair(ta.person, tb.person, float(d[a, b]), float(threshold), ta.photo, tb.photo)

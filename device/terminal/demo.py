@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.camera.images import read_image
 from device.config import Config
 from device.enrolment.photo_rules import examine_photo
 from device.terminal.assembly import SetupError, load_model
@@ -75,7 +76,7 @@ def write_clip(photo_bgr: np.ndarray, path: Path) -> int:
     brightens), lingers, leaves. Returns the number of frames written."""
     photo_bgr = head_and_shoulders(photo_bgr)
     w, h = CLIP_SIZE
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), CLIP_FPS, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), CLIP_FPS, (w, h))
     if not writer.isOpened():
         raise DemoError("OpenCV cannot write the demo clip (no MJPG encoder)")
     yy, xx = np.mgrid[0:h, 0:w]
@@ -117,12 +118,12 @@ def run_demo(config: Config, data_dir: Path | None = None) -> DemoResult:
         enrolled = examine_photo(Photo(DEMO_PERSON, photo), model.pipeline, config.enrol)
         if not enrolled.ok:
             raise DemoError(f"could not enrol the demo photo: {enrolled.outcome.value} ({enrolled.detail})")
-        write_gallery(demo_config.paths.gallery, model.binding, [Template(DEMO_PERSON, photo.name, enrolled.embedding)])
+        write_gallery(demo_config.paths.gallery, model.binding, [Template(DEMO_PERSON, photo.name, enrolled.vector)])
         result.lines.append(
             f"enrolled   {DEMO_PERSON} from {photo.name} ({enrolled.detail}) with model {model.card.name}"
         )
         clip = work / "demo-entrance.avi"
-        frames = write_clip(cv2.imread(str(photo)), clip)
+        frames = write_clip(read_image(photo), clip)
         result.lines.append(f"clip       {clip.name}: {frames} frames, {CLIP_SIZE[0]}x{CLIP_SIZE[1]}")
         outcome = run_terminal(demo_config, str(clip), Notifier(None), threading.Event(), threading.Event())
         stats = outcome.stats

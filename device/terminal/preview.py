@@ -7,6 +7,7 @@ page shows what the camera sees right now and nothing is stored.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -89,7 +90,9 @@ class PreviewServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._httpd.server_address[:2]
+        host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str), "an AF_INET server's address is (host, port)"
+        return host, port
 
     @property
     def watched(self) -> bool:
@@ -107,6 +110,10 @@ class PreviewServer:
                 self._jpeg = buf.tobytes()
                 self._cond.notify_all()
 
+    def _newer_than(self, sent: bytes | None) -> bool:
+        """Has a frame other than `sent` been published? (Called with the condition held.)"""
+        return self._jpeg is not sent
+
     def _stream(self, handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
@@ -118,7 +125,7 @@ class PreviewServer:
             sent = None
             while True:
                 with self._cond:
-                    self._cond.wait_for(lambda: self._jpeg is not sent, timeout=5.0)
+                    self._cond.wait_for(functools.partial(self._newer_than, sent), timeout=5.0)
                     jpeg = self._jpeg
                 if jpeg is None or jpeg is sent:
                     continue

@@ -40,6 +40,7 @@ class Recogniser:
         if pipeline.embedder is None:
             raise ValueError("the recogniser needs a pipeline with an embedder")
         self.pipeline = pipeline
+        self.embedder = pipeline.embedder  # checked once here, not on every face
         self.matcher = matcher
         self.tracker = Tracker(tracking)
         self.min_face_px = min_face_px
@@ -62,7 +63,7 @@ class Recogniser:
             grey = to_grey(image) if grey is None else grey
             chip, _ = self.pipeline.aligner.align(image, box, grey)
             a1 = time.perf_counter()
-            embedding = self.pipeline.embedder.embed(chip)
+            embedding = self.embedder.embed(chip)
             a2 = time.perf_counter()
             match = self.matcher.match(embedding)
             a3 = time.perf_counter()

@@ -81,7 +81,8 @@ def to_grey(frame_bgr: np.ndarray) -> np.ndarray:
 
 
 def cascade_path(name: str) -> str:
-    return cv2.data.haarcascades + name
+    # opencv-python ships cv2/data/ (haarcascades) but its bundled stubs do not declare it.
+    return cv2.data.haarcascades + name  # type: ignore[attr-defined]
 
 
 def _load(name: str) -> cv2.CascadeClassifier:
@@ -140,6 +141,8 @@ class FaceDetector:
             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
         )
         lo, hi = int(0.7 * VERIFY_FACE_PX), int(1.4 * VERIFY_FACE_PX)
+        if self._verifier is None:
+            return True
         found = self._verifier.detectMultiScale(cv2.equalizeHist(roi), 1.1, 2, minSize=(lo, lo), maxSize=(hi, hi))
         return len(found) > 0
 

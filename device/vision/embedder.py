@@ -59,13 +59,13 @@ def filtered_native_stderr(noise: re.Pattern[str] = RUNTIME_NOISE) -> Iterator[N
 def _interpreter_class():
     """Import lazily: a missing runtime is a clear error, not an ImportError at CLI start."""
     try:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore
+        from ai_edge_litert.interpreter import Interpreter
 
         return Interpreter
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter  # type: ignore
+        from tflite_runtime.interpreter import Interpreter
 
         return Interpreter
     except ImportError:
@@ -135,8 +135,3 @@ class Embedder:
 
     def embed(self, chip_bgr: np.ndarray) -> np.ndarray:
         return self.embed_tensor(chip_to_tensor(chip_bgr, self.card))
-
-    def embed_many(self, chips_bgr: list[np.ndarray]) -> np.ndarray:
-        if not chips_bgr:
-            return np.zeros((0, self.embedding_size), dtype=np.float32)
-        return np.stack([self.embed(c) for c in chips_bgr])

@@ -89,10 +89,6 @@ class ModelCard:
     notes: str = ""
     format: int = SIDECAR_FORMAT
 
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return self.chip.size
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 

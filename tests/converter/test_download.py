@@ -176,7 +176,7 @@ def test_cached_file_that_no_longer_matches_is_fetched_again(
 
 def test_hash_is_required_when_none_is_pinned(server: RangeServer, tmp_path: Path) -> None:
     assert download.RELEASE_FILES[NAME].sha256 is None  # honest: unknown on the machine this was built on
-    with pytest.raises(DownloadError, match="no pinned SHA-256 .* pass --sha256"):
+    with pytest.raises(DownloadError, match=r"no pinned SHA-256 .* pass --sha256"):
         get(server, tmp_path, None)
     assert server.requests == []
 

@@ -31,6 +31,7 @@ from converter.cli import convert
 from converter.models import known_models
 from converter.vggface import SPECS, VGGFACE1_MEAN_BGR, VGGFACE2_MEAN_BGR, VGGFACE_CHIP, VggFaceError, read_source
 from device.vision.model_card import load_card
+from tests.conftest import require, skip_unless_ci
 
 SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
 RELATIVE_L2 = {"none": 1e-5, "float16": 1e-3}
@@ -152,10 +153,10 @@ def test_corrupted_download_is_rejected_by_the_cli(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def source_models(tmp_path_factory: pytest.TempPathFactory):
     """name -> (weights .h5, the Keras model the file was written from); built on first use."""
-    pytest.importorskip("tensorflow", reason="conversion needs TensorFlow (pip install '.[converter]')")
-    pytest.importorskip("tf_keras", reason="keras-vggface needs tf-keras (pip install --no-deps tf-keras==2.21.0)")
+    require("tensorflow", "conversion needs pip install '.[converter]'")
+    require("tf_keras", "keras-vggface needs tf-keras: pip install --no-deps tf-keras==2.21.0")
     if importlib.util.find_spec("keras_vggface") is None:  # not imported here: it needs the shim
-        pytest.skip("pip install --no-deps keras-vggface==0.6 keras-applications==1.0.8")
+        skip_unless_ci("keras-vggface is not installed: pip install '.[converter]'")
     from converter.vggface import write_seeded_weights
 
     folder = tmp_path_factory.mktemp("weights")
@@ -190,8 +191,6 @@ def calibration_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small folder of real face photos (symlinks into ../shared/faces), like an enrolment folder."""
     if not SHARED_FACES.is_dir():
         pytest.skip(f"int8 calibration needs real face photos: {SHARED_FACES} not found")
-    if importlib.util.find_spec("device.vision.faces") is None:
-        pytest.skip("device.vision.faces.crop_faces (the device's detect/align) is not available yet")
     folder = tmp_path_factory.mktemp("calibration")
     photos = sorted(p for p in SHARED_FACES.glob("[a-z]*/*.jpg"))[:32]
     for i, photo in enumerate(photos):
@@ -210,7 +209,7 @@ def device_vs_keras(tflite: Path, keras_model, chips: list[np.ndarray]) -> dict[
     from device.vision.embedder import Embedder, chip_to_tensor
 
     embedder = Embedder(tflite, threads=2)
-    got = embedder.embed_many(chips).astype(np.float64)
+    got = np.stack([embedder.embed(c) for c in chips]).astype(np.float64)
     tensors = np.stack([chip_to_tensor(c, embedder.card) for c in chips])
     want = np.asarray(keras_model(tensors, training=False), np.float64)
     a, b = want - want.mean(0), got - want.mean(0)
@@ -303,7 +302,7 @@ def test_shim_leaves_keras3_in_place_and_loader_follows_keras_vggface(source_mod
     assert sys.modules["keras"] is keras and keras.__version__.startswith("3.")
     model = build("vgg16")
     load_weights(model, SPECS["vggface-vgg16"], weights)
-    for got, want in zip(model.get_weights(), keras_model.get_weights()):
+    for got, want in zip(model.get_weights(), keras_model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
     # Loading by name would silently skip missing layers: a file for another model must fail instead.
     resnet_weights, _ = source_models("vggface-resnet50")

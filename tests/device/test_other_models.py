@@ -14,17 +14,17 @@ import pytest
 from click.testing import CliRunner
 
 from device.cli.main import main
-from tests.conftest import shared_path
+from tests.conftest import require, shared_path, skip_unless_ci
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def vggface_model(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="conversion needs TensorFlow")
-    pytest.importorskip("tf_keras", reason="keras-vggface needs tf-keras (setup.sh installs it)")
+    require("tensorflow", "conversion needs pip install '.[converter]'")
+    require("tf_keras", "keras-vggface needs tf-keras (setup.sh installs it)")
     if importlib.util.find_spec("keras_vggface") is None:
-        pytest.skip("keras-vggface is not installed (pip install '.[converter]')")
+        skip_unless_ci("keras-vggface is not installed: pip install '.[converter]'")
     from converter.cli import convert
     from converter.vggface import SPECS, write_seeded_weights
 

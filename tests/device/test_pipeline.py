@@ -10,7 +10,7 @@ from device.camera.images import ImageReadError, read_image
 from device.vision.align import Aligner, pick_eye_pair, similarity_from_two_points
 from device.vision.detect import FaceBox, FaceDetector, suppress_overlaps
 from device.vision.model_card import ChipGeometry
-from tests.conftest import shared_path
+from tests.conftest import require, shared_path
 
 DLIB_CHIP = ChipGeometry((150, 150), (47.5 / 150, 47.3 / 150), (100.4 / 150, 47.4 / 150))
 
@@ -113,7 +113,7 @@ def test_truncated_jpeg_is_unreadable(tmp_path):
 
 def test_exif_orientation_is_honoured(tmp_path):
     """A portrait stored sideways with EXIF orientation 6 decodes upright."""
-    pil = pytest.importorskip("PIL.Image")
+    pil = require("PIL.Image", "Pillow comes with the test extra's scikit-image")
     upright = np.zeros((40, 20, 3), np.uint8)
     upright[:10] = 255  # white at the top
     stored = np.ascontiguousarray(np.rot90(upright, k=1))  # rotated 90 degrees counter-clockwise

@@ -72,10 +72,7 @@ def test_unsynchronised_clock_refuses_to_log_then_recovers(store):
     assert refused.event is None and "clock not synchronised" in refused.reason
     clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     assert rec.record("Ann Lee", 0.3).reason == "logged"
-    assert (
-        len(store.events_between(datetime(1960, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)))
-        == 1
-    )
+    assert len(store.events_between(datetime(1960, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))) == 1
 
 
 def test_events_wait_in_memory_while_the_database_fails(store, monkeypatch):

@@ -64,7 +64,7 @@ def test_one_person_walking_past_makes_one_decision():
     t = Tracker(TrackerSettings(confirm_k=2, confirm_n=4))
     embedded = decisions = 0
     for i in range(30):
-        for track, box in t.update([FaceBox(50 + 5 * i, 80, 90, 90)], i):
+        for track, _box in t.update([FaceBox(50 + 5 * i, 80, 90, 90)], i):
             if track.needs_embedding:
                 embedded += 1
                 decisions += t.add_match(track, hit("ann")) is not None

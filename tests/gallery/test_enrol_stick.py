@@ -380,10 +380,7 @@ def test_gallery_remove_leaves_no_trace_of_the_person(tmp_path, config):
     assert gallery_people(config) == {"Joe Biden": 1}
     with AttendanceStore(config.paths.attendance) as store:
         assert [
-            e.person
-            for e in store.events_between(
-                datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
-            )
+            e.person for e in store.events_between(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
         ] == ["Joe Biden"]
 
     again = invoke(gallery, ["remove", "Barack Obama", "--yes"], config)

@@ -91,9 +91,7 @@ def test_erasure_request_for_someone_no_longer_enrolled(config, enrolled):
 
     with AttendanceStore(config.paths.attendance) as store:
         store.record(
-            AttendanceEvent(
-                "Carl Former", "check-in", datetime(2025, 1, 3, 8, tzinfo=UTC), 60, 0.3, "camera:0", "t"
-            )
+            AttendanceEvent("Carl Former", "check-in", datetime(2025, 1, 3, 8, tzinfo=UTC), 60, 0.3, "camera:0", "t")
         )
     result = run(gallery, ["remove", "Carl Former", "--with-logs", "--yes"], config)
     assert result.exit_code == 0, result.output

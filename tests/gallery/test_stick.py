@@ -16,7 +16,6 @@ from gallery.stick import (
     StickError,
     find_images_dir,
     mount_of_device,
-    mount_of_path,
     parse_mounts,
     report_dir,
     resolve_mount_point,
@@ -53,12 +52,6 @@ def test_mount_of_device_through_a_symlink(tmp_path):
     mounts = [Mount(str(target), Path("/run/clockface-stick/sdz9"), "vfat", ("rw",))]
     assert mount_of_device(str(link), mounts).mount_point == Path("/run/clockface-stick/sdz9")
     assert mount_of_device("/dev/sdq1", mounts) is None
-
-
-def test_mount_of_path_picks_the_deepest_mount():
-    mounts = parse_mounts(MOUNTS)
-    assert mount_of_path(Path("/run/clockface-stick/sdb1/images/a.jpg"), mounts).device == "/dev/sdb1"
-    assert mount_of_path(Path("/var/lib/clockface"), mounts).device == "/dev/root"
 
 
 def test_resolve_waits_for_the_device_to_be_mounted():

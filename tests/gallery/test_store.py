@@ -119,16 +119,18 @@ def test_failed_write_leaves_the_old_gallery_and_no_temp_file(tmp_path, monkeypa
 def test_writers_are_serialised(tmp_path):
     path = tmp_path / "gallery.db"
     order = []
+    held = threading.Event()
 
     def hold():
         with gallery_lock(path):
             order.append("first in")
-            time.sleep(0.2)
+            held.set()
+            time.sleep(0.2)  # a second writer that is not kept out would get in meanwhile
             order.append("first out")
 
     t = threading.Thread(target=hold)
     t.start()
-    time.sleep(0.05)
+    assert held.wait(10)
     with gallery_lock(path):
         order.append("second in")
     t.join()

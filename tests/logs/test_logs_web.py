@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("datasette", reason="datasette is not installed (pip install datasette)")
-
 from logs_helpers import LONDON, event, local
 
 from logs.datasette_plugin import make_functions

@@ -23,6 +23,7 @@ import pytest
 from logs_helpers import LONDON, event, local
 
 from logs.store import AttendanceStore
+from tests.conftest import require, skip_unless_ci
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = REPO / "docs" / "web-view.png"
@@ -43,10 +44,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    pytest.importorskip(
-        "playwright.sync_api", reason="playwright's Python package is not installed (pip install playwright)"
-    )
-    pytest.importorskip("datasette", reason="datasette is not installed")
+    require("playwright.sync_api", "pip install -e '.[test]'")
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return found
@@ -58,7 +56,7 @@ def chromium() -> str:
         if found:
             return found
         pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
-    pytest.skip(
+    skip_unless_ci(
         "Debian's chromium is not installed (apt-get install chromium; installed automatically as root with CI=true)"
     )
 

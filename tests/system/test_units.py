@@ -62,7 +62,7 @@ def _analyze(*args: str) -> subprocess.CompletedProcess:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", UNITS + ["clockface-stick@sda1.service"])
+@pytest.mark.parametrize("unit", [*UNITS, "clockface-stick@sda1.service"])
 def test_verify_prints_nothing(unit_root: Path, unit: str) -> None:
     p = _analyze("verify", f"--root={unit_root}", str(unit_root / "etc/systemd/system" / unit))
     out = (p.stdout + p.stderr).strip()
@@ -157,7 +157,7 @@ def test_udev_rule_is_well_formed() -> None:
             assert m, f"cannot parse udev rule at column {pos}: {line!r}"
             keys.append((m.group(1), m.group(2), m.group(3)))
             pos = m.end()
-        for key, op, value in keys:
+        for key, _op, value in keys:
             assert not (key in ("RUN", "PROGRAM") and "mount" in value), (
                 "never mount from udev (its own mount namespace)"
             )
@@ -171,7 +171,7 @@ def test_udev_rule_is_well_formed() -> None:
 def test_rule_names_the_template() -> None:
     assert (SYSTEMD / "clockface-stick@.service").is_file()
     d = _directives("clockface-stick@.service")
-    assert any("systemd-mount" in (SYSTEMD / "clockface-stick").read_text() for _ in [0])
+    assert "exec systemd-mount " in (SYSTEMD / "clockface-stick").read_text()
     assert d["ExecStartPre"][0].startswith("+/opt/clockface/libexec/clockface-stick mount")
     assert d["ExecStart"][0].split()[:2] == ["/opt/clockface/venv/bin/clockface", "enroll-stick"]
     assert d["User"] == ["clockface"]
@@ -182,9 +182,7 @@ def test_scripts_parse(script: str, shell: str) -> None:
     p = subprocess.run([shell, "-n", str(SYSTEMD / script)], text=True, capture_output=True)
     assert p.returncode == 0, p.stderr
     assert os.access(SYSTEMD / script, os.X_OK), f"{script} is not executable"
-    if shutil.which("shellcheck"):
-        p = subprocess.run(["shellcheck", "-S", "warning", str(SYSTEMD / script)], text=True, capture_output=True)
-        assert p.returncode == 0, p.stdout
+    # shellcheck runs on every script in tests/test_lint.py.
 
 
 def test_installer_installs_every_unit() -> None:
@@ -193,6 +191,9 @@ def test_installer_installs_every_unit() -> None:
         assert unit in text, f"install-device.sh does not install {unit}"
     assert RULE.name in text
     assert "--system-site-packages" in text
-    assert (
-        "converter" not in re.findall(r"pip install[^\n]*", text)[0] if re.findall(r"pip install[^\n]*", text) else True
-    )
+    # The device venv gets the project without extras: no converter, no TensorFlow.
+    commands = text.replace("\\\n", " ")  # join continued lines
+    installs = re.findall(r"-m pip install [^\n]*", commands)
+    assert installs, "install-device.sh installs nothing with pip"
+    assert [line for line in installs if line.rstrip().endswith('"$SRC"')], installs
+    assert not [line for line in installs if "[" in line or "converter" in line], installs

@@ -70,14 +70,14 @@ def debian_mirror() -> str:
     for f in sorted(Path("/etc/apt").glob("sources.list.d/*.sources")):
         text = f.read_text(errors="replace")
         for stanza in text.split("\n\n"):
-            if re.search(r"^Suites:.*\b%s\b" % SUITE, stanza, re.M) and "security" not in stanza:
+            if re.search(rf"^Suites:.*\b{SUITE}\b", stanza, re.M) and "security" not in stanza:
                 m = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
                 if m:
                     candidates.append(m.group(1))
     lst = Path("/etc/apt/sources.list")
     if lst.exists():
         for line in lst.read_text(errors="replace").splitlines():
-            m = re.match(r"deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+%s\s" % SUITE, line)
+            m = re.match(rf"deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+{SUITE}\s", line)
             if m and "security" not in m.group(1):
                 candidates.append(m.group(1))
     return candidates[0] if candidates else "http://deb.debian.org/debian"

@@ -16,6 +16,7 @@ Standard library only (the guest's system python3).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ PHASE = STATE / "phase"
 ROWS = STATE / "rows.json"
 EXPECTED = json.loads(Path("/usr/local/lib/clockface-vmtest/expected.json").read_text())
 DATA = Path("/var/lib/clockface")
-_tty = open("/dev/ttyS0", "w", buffering=1) if os.path.exists("/dev/ttyS0") else sys.stdout
+SERIAL = Path("/dev/ttyS0")  # the host reads VMTEST lines from the guest's serial console
 failures: list[str] = []
 
 
@@ -41,9 +42,9 @@ def now() -> float:
 def say(line: str) -> None:
     line = line.replace("\n", " | ")
     print(line, flush=True)
-    if _tty is not sys.stdout:
-        _tty.write(line + "\r\n")
-        _tty.flush()
+    if SERIAL.exists():
+        with SERIAL.open("w") as tty:
+            tty.write(line + "\r\n")
 
 
 def check(name: str, ok: bool, started: float, detail: str) -> bool:
@@ -161,10 +162,8 @@ def check_ready(name: str = "ready") -> dict[str, str]:
     p = wait_running(EXPECTED["ready_timeout"])
     ok = p.get("ActiveState") == "active" and p.get("SubState") == "running" and p.get("Type") == "notify"
     startup = ""
-    try:
+    with contextlib.suppress(KeyError, ValueError):
         startup = f"{(int(p['ActiveEnterTimestampMonotonic']) - int(p['ExecMainStartTimestampMonotonic'])) / 1e6:.1f}s exec->READY"
-    except (KeyError, ValueError):
-        pass
     detail = f"{p.get('ActiveState')}/{p.get('SubState')} Type={p.get('Type')} NRestarts={p.get('NRestarts')} {startup} status={p.get('StatusText')!r}"
     if not ok:
         detail += " journal: " + tail(journal(SERVICE), 12)
