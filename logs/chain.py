@@ -125,7 +125,8 @@ class ChainReport:
     def first_broken(self) -> Problem | None:
         """The earliest broken link in the chain (row problems before schema ones)."""
         rows = [p for p in self.problems if p.event_id is not None]
-        return (rows or self.problems or [None])[0]
+        ordered = rows or self.problems
+        return ordered[0] if ordered else None
 
 
 def verify_chain(
@@ -151,21 +152,22 @@ def verify_chain(
     for rowid, row in rows:
         count += 1
         prev_hash, chain_hash = row.get("prev_hash"), row.get("chain_hash")
-        where = {"event_id": str(row.get("id")), "timestamp_utc": str(row.get("timestamp_utc")), "rowid": rowid}
+
+        def problem(kind: str, detail: str, row: Mapping[str, Any] = row, rowid: int = rowid) -> Problem:
+            return Problem(kind, detail, str(row.get("id")), str(row.get("timestamp_utc")), rowid)
+
         if not prev_hash or not chain_hash:
-            problems.append(Problem("hash missing", "row has no chain hash (inserted outside clockface)", **where))
+            problems.append(problem("hash missing", "row has no chain hash (inserted outside clockface)"))
             continue
         if link_hash(prev_hash, row) != chain_hash:
-            problems.append(Problem("content changed", "stored fields do not match the row's hash", **where))
+            problems.append(problem("content changed", "stored fields do not match the row's hash"))
         visited = set()
         while position != prev_hash and position in jumps and position not in visited:
             visited.add(position)
             position = jumps[position]
         if position != prev_hash:
             problems.append(
-                Problem(
-                    "row missing", "the event before this one is not in the log and no purge/erase records it", **where
-                )
+                problem("row missing", "the event before this one is not in the log and no purge/erase records it")
             )
         position = chain_hash
         seen_heads.add(chain_hash)
