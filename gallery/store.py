@@ -14,6 +14,14 @@ Every successful write (enrolment, `remove_person`) puts a NEW file in place
 (a new inode), which is how a running recogniser notices the change: it
 watches (st_ino, st_mtime_ns) of the gallery path. Writers are serialised by
 an advisory lock on `<gallery>.lock`; readers need no lock.
+
+Before anything opens a gallery for reading or writing, the file is inspected
+read-only (``mode=ro``): a gallery from a newer clockface (``user_version`` or
+``meta.schema_version`` above ours) or a SQLite file of another program is
+refused with nothing written, not even a journal. An interrupted enrolment's
+``gallery.db.new`` is removed by the next write, or when the service opens the
+gallery (:func:`discard_stale_replacement`), but never while a writer holds
+the lock.
 """
 
 from __future__ import annotations
@@ -77,6 +85,41 @@ class Removed:
     templates: int
 
 
+_GALLERY_TABLES = {"meta", "people", "templates"}
+
+
+def _inspect(path: Path) -> tuple[int, set[str]]:
+    """(schema version, table names) of an existing file, read without changing it."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" in tables:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and str(row[0]).isdigit():
+                version = max(version, int(row[0]))
+    finally:
+        conn.close()
+    return version, tables
+
+
+def check_schema(path: Path) -> None:
+    """Refuse (GalleryError) a gallery from a newer clockface or a file that is not a gallery.
+
+    Unreadable files raise sqlite3.DatabaseError for the caller to word.
+    """
+    version, tables = _inspect(path)
+    if version > SCHEMA_VERSION:
+        raise GalleryError(
+            f"{path} is schema version {version}; this clockface reads up to {SCHEMA_VERSION}: upgrade clockface"
+        )
+    if not _GALLERY_TABLES.issubset(tables):
+        found = ", ".join(sorted(tables)) or "none"
+        raise GalleryError(
+            f"{path} is not a clockface gallery (its tables: {found}); check paths.gallery, the file was not changed"
+        )
+
+
 def _connect(path: Path) -> sqlite_utils.Database:
     conn = sqlite3.connect(str(path), timeout=10)
     db = sqlite_utils.Database(conn)
@@ -112,11 +155,18 @@ class GalleryStore:
     def exists(self) -> bool:
         return self.path.is_file()
 
-    def _open(self) -> sqlite_utils.Database:
+    def _open(self, write: bool = False) -> sqlite_utils.Database:
+        """Check the file read-only, then open it: read-only for readers, read-write for `remove_person`."""
         if not self.path.is_file():
             raise GalleryError(f"no gallery at {self.path}: enrol people first with `clockface enroll DIR`")
         try:
-            db = _connect(self.path)
+            check_schema(self.path)
+            if write:
+                db = _connect(self.path)
+            else:
+                db = sqlite_utils.Database(
+                    sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+                )
             db.execute("SELECT count(*) FROM meta").fetchone()
         except sqlite3.DatabaseError as exc:
             raise GalleryError(
@@ -179,6 +229,7 @@ class GalleryStore:
 
 
 def _create_schema(db: sqlite_utils.Database, model: ModelBinding) -> None:
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # in the header, readable before any table
     db.table("meta").create({"key": str, "value": str}, pk="key")
     db.table("people").create(
         {"id": int, "name": str, "enrolled_at": str, "employee_id": str}, pk="id", not_null={"name"}
@@ -216,6 +267,7 @@ def write_gallery(
     _check_folder(path)
     people = people or {}
     with gallery_lock(path):
+        _refuse_replacing(path)
         try:
             with _replacement(path) as tmp:
                 db = _connect(tmp)
@@ -226,6 +278,42 @@ def write_gallery(
                     db.close()
         except sqlite3.OperationalError as exc:
             raise GalleryError(f"cannot write gallery {path}: {exc}") from None
+
+
+def _refuse_replacing(path: Path) -> None:
+    """A newer gallery or another program's database is never overwritten; an unreadable gallery may be."""
+    if not path.is_file():
+        return
+    try:
+        check_schema(path)
+    except sqlite3.DatabaseError:
+        return  # corrupt: replacing it is the documented way out
+
+
+def discard_stale_replacement(path: Path) -> bool:
+    """Remove a `<gallery>.new` an interrupted write left behind; True if one was removed.
+
+    Only when no writer holds the gallery lock (a live enrolment's temporary
+    file is not stale). Never blocks, and never creates the lock file for
+    nothing: without a temporary file there is nothing to do.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".new")
+    if not tmp.exists():
+        return False
+    try:
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        return False  # read-only folder: nothing could be removed anyway
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a writer is filling it right now
+        tmp.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _fill(
@@ -308,7 +396,7 @@ def remove_person(path: Path, name: str) -> Removed:
     store = GalleryStore(path)
     _check_folder(path)
     with gallery_lock(path):
-        db = store._open()
+        db = store._open(write=True)
         try:
             people = db.execute("SELECT id, name FROM people").fetchall()
             wanted = person_key(name)

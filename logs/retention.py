@@ -3,7 +3,9 @@
 Deletion is the exception in an append-only log, so it goes through exactly
 two doors in :class:`~logs.store.AttendanceStore` (``purge_before`` here and
 ``erase_person`` for erasure requests); both write an ``audit_log`` row in the
-same transaction. The cut-off is a *local* midnight in the configured zone,
+same transaction. The daily job verifies the hash chain first and refuses to
+delete anything from a log that shows tampering: purging would destroy the
+evidence. The cut-off is a *local* midnight in the configured zone,
 so "keep 30 days" means 30 calendar days as staff see them, DST included.
 """
 
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from logs.reports import day_bounds_utc
 from logs.settings import LogsSettings
-from logs.store import AttendanceStore
+from logs.store import AttendanceStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,13 @@ def apply_retention(store: AttendanceStore, settings: LogsSettings, now: datetim
     """What the service runs daily: purge by ``retention_days``, or do nothing if events are kept forever."""
     if settings.retention_days is None:
         return None
+    report = store.verify()
+    if not report.ok:
+        first = report.first_broken
+        raise StoreError(
+            f"{store.path}: retention refused, the attendance log fails verification "
+            f"({first.line() if first else 'broken'}); run `clockface logs verify`"
+        )
     zone = settings.zone
     now = now or datetime.now(UTC)
     today = now.astimezone(zone).date()

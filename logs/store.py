@@ -23,6 +23,14 @@ Schema history (``PRAGMA user_version``):
 * v2 — adds ``utc_offset_minutes`` and ``terminal_id`` to ``events``, the
   optional ``unknown_events`` table, ``audit_log``, append-only triggers and
   indexes for the per-person and per-day queries.
+* v3 — the tamper-evident hash chain (:mod:`logs.chain`): ``prev_hash`` and
+  ``chain_hash`` on ``events``, back-filled for existing rows in rowid order,
+  and a unique index on ``prev_hash`` so two writers cannot fork the chain.
+  Purge and erase record the chain cuts they make in ``audit_log``.
+
+A file is inspected read-only before anything writes to it, so a database
+from a newer clockface or another program is refused unchanged (no WAL
+switch, no -wal/-shm files).
 """
 
 from __future__ import annotations
@@ -42,10 +50,13 @@ from typing import Any
 
 import sqlite_utils
 
+from logs import chain
+from logs.chain import ChainReport, Cut, Problem
+
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("check-in", "check-out", "seen")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 # Fixed-width UTC text sorts chronologically, and SQLite's date functions
 # read it directly (Datasette canned queries rely on that).
@@ -201,10 +212,86 @@ CREATE TABLE _deletion_permit (reason TEXT NOT NULL);
     + _APPEND_ONLY.format(table="unknown_events")
 )
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
-"""``MIGRATIONS[n]`` takes a database from version n-1 to n."""
+# v3 adds the chain. The update trigger is dropped only for the back-fill
+# (which runs in the same transaction, see _backfill_chain) and then restored.
+_V3 = """
+DROP TRIGGER events_append_only_update;
+ALTER TABLE events ADD COLUMN prev_hash TEXT;
+ALTER TABLE events ADD COLUMN chain_hash TEXT;
+"""
+
+_V3_RESTORE = """
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'events is append-only: rows cannot be changed');
+END;
+CREATE UNIQUE INDEX events_prev_hash ON events (prev_hash);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
+"""``MIGRATIONS[n]`` takes a database from version n-1 to n (v3 continues in :func:`_backfill_chain`)."""
 
 _OUR_TABLES = {"events", "unknown_events", "audit_log", "_deletion_permit"}
+_CUT_ACTIONS = ("purge", "erase")
+
+
+def _normalise_sql(text: str) -> str:
+    return " ".join(text.replace(";", " ; ").split()).rstrip(" ;")
+
+
+def _expected_triggers() -> dict[str, str]:
+    """name -> normalised SQL of every trigger the current schema must have."""
+    wanted: dict[str, str] = {}
+    for script in (_V2, _V3_RESTORE):
+        for statement in _split_sql(script):
+            words = statement.split()
+            if words[:2] == ["CREATE", "TRIGGER"]:
+                wanted[words[2]] = _normalise_sql(statement)
+    return wanted
+
+
+def _backfill_chain(db: sqlite_utils.Database) -> None:
+    """Chain the rows a v2 database already has, in insertion (rowid) order, then restore the trigger."""
+    prev = chain.GENESIS
+    rows = db.execute(f"SELECT rowid, {', '.join(chain.CHAINED_FIELDS)} FROM events ORDER BY rowid").fetchall()
+    for rowid, *values in rows:
+        link = chain.link_hash(prev, dict(zip(chain.CHAINED_FIELDS, values, strict=True)))
+        db.execute("UPDATE events SET prev_hash = ?, chain_hash = ? WHERE rowid = ?", [prev, link, rowid])
+        prev = link
+    for statement in _split_sql(_V3_RESTORE):
+        db.execute(statement)
+
+
+_AFTER_MIGRATION: dict[int, Callable[[sqlite_utils.Database], None]] = {3: _backfill_chain}
+
+
+def _header_version(path: Path) -> tuple[bool, int]:
+    """(is WAL mode, user_version) straight from the SQLite header, without opening the file in SQLite."""
+    with open(path, "rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return False, 0
+    return header[18] == 2, int.from_bytes(header[60:64], "big")
+
+
+def inspect_read_only(path: Path) -> tuple[int, set[str]]:
+    """The user_version and table names of an existing file, read without changing it.
+
+    ``mode=ro`` never writes a rollback-journal database; for a WAL database
+    without a -wal file ``immutable=1`` also stops SQLite creating -wal/-shm.
+    """
+    wal, _ = _header_version(path)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    wal_file = path.with_name(path.name + "-wal")
+    if wal and not wal_file.exists():
+        uri += "&immutable=1"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+    return version, tables
 
 
 def _disk_full(path: Path) -> bool:
@@ -243,6 +330,7 @@ class AttendanceStore:
         self.path = Path(path)
         self.readonly = readonly
         try:
+            self._check_before_opening()
             self._conn = self._connect()
             self.db = sqlite_utils.Database(self._conn)
             if not readonly:
@@ -257,6 +345,25 @@ class AttendanceStore:
             raise StoreError(_one_line(self.path, exc)) from exc
 
     # --- connection --------------------------------------------------------
+    def _check_before_opening(self) -> None:
+        """Refuse a newer or foreign database before any connection could change it."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        version, tables = inspect_read_only(self.path)
+        self._refuse(version, tables)
+
+    def _refuse(self, version: int, tables: set[str]) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: attendance database is schema version {version}; "
+                f"this clockface reads up to {SCHEMA_VERSION}: upgrade clockface"
+            )
+        if version == 0 and tables - _OUR_TABLES - {"sqlite_sequence"}:
+            raise StoreError(
+                f"{self.path}: not an attendance database (it has other tables: {', '.join(sorted(tables - _OUR_TABLES))}); "
+                "check the configured path"
+            )
+
     def _connect(self) -> sqlite3.Connection:
         if not self.path.parent.is_dir():
             raise StoreError(f"{self.path}: folder {self.path.parent} does not exist")
@@ -303,14 +410,7 @@ class AttendanceStore:
 
     def _ensure_schema(self) -> None:
         version = self.schema_version
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: schema v{version} is newer than this clockface understands (v{SCHEMA_VERSION}); upgrade clockface"
-            )
-        if version == 0 and set(self.db.table_names()) - _OUR_TABLES:
-            raise StoreError(
-                f"{self.path}: not an attendance database (it has other tables); check the configured path"
-            )
+        self._refuse(version, set(self.db.table_names()))
         if version == SCHEMA_VERSION:
             return
         if self.readonly:
@@ -331,6 +431,8 @@ class AttendanceStore:
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _split_sql(MIGRATIONS[target]):
                     db.execute(statement)
+                if target in _AFTER_MIGRATION:
+                    _AFTER_MIGRATION[target](db)
                 db.execute(f"PRAGMA user_version={target}")
                 applied.append(target)
             if applied and version > 0:
@@ -346,11 +448,22 @@ class AttendanceStore:
         Recording the same event id twice is a caller bug (a replayed decision);
         it raises rather than silently overwriting evidence.
         """
+        row = event.to_row()
         try:
             with self._write() as db:
-                db.table("events").insert(event.to_row())
+                # Read the tip inside the write lock: a second writer waits, then links to this row.
+                prev = self._chain_tip(db)
+                db.table("events").insert({**row, "prev_hash": prev, "chain_hash": chain.link_hash(prev, row)})
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"{self.path}: event {event.id} not recorded: {exc}") from exc
+
+    def _chain_tip(self, db: sqlite_utils.Database) -> str:
+        """The value the next event links to: the newest row's hash, or where the cuts left the chain."""
+        row = db.execute("SELECT chain_hash FROM events ORDER BY rowid DESC LIMIT 1").fetchone()
+        if row is not None:
+            return str(row[0])
+        cuts = self._cuts(db)
+        return cuts[-1].head if cuts else chain.GENESIS
 
     def record_unknown(self, event: UnknownFaceEvent) -> None:
         """Append an unknown-face event (time and place only, never an image)."""
@@ -419,6 +532,57 @@ class AttendanceStore:
     def audit_entries(self) -> list[dict[str, Any]]:
         return self._read(lambda: list(self.db["audit_log"].rows_where(order_by="id")))
 
+    # --- integrity -------------------------------------------------------------
+    @staticmethod
+    def _cuts(db: sqlite_utils.Database) -> list[Cut]:
+        """Every chain cut purge/erase recorded, oldest first."""
+        cuts: list[Cut] = []
+        placeholders = ", ".join("?" for _ in _CUT_ACTIONS)
+        for (detail,) in db.execute(
+            f"SELECT detail FROM audit_log WHERE action IN ({placeholders}) ORDER BY id", list(_CUT_ACTIONS)
+        ).fetchall():
+            try:
+                recorded = json.loads(detail).get("chain_cuts", [])
+                cuts.extend(Cut(str(c["after"]), str(c["head"])) for c in recorded)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue  # a malformed entry records nothing the walk could use
+        return cuts
+
+    def chain_head(self) -> str:
+        """The current chain head: write it down, or send it off the device, to catch a rewritten chain."""
+        return str(self._read(lambda: self._chain_tip(self.db)))
+
+    def verify(self, expect_head: str | None = None) -> ChainReport:
+        """Check the whole chain, the append-only triggers and the anti-fork index."""
+
+        def run() -> ChainReport:
+            columns = ", ".join(("prev_hash", "chain_hash", *chain.CHAINED_FIELDS))
+            cursor = self.db.execute(f"SELECT rowid, {columns} FROM events ORDER BY rowid")
+            names = [d[0] for d in cursor.description][1:]
+            rows = ((r[0], dict(zip(names, r[1:], strict=True))) for r in cursor)
+            report = chain.verify_chain(rows, self._cuts(self.db), expect_head)
+            return ChainReport(report.events, report.head, report.problems + self._schema_problems())
+
+        return self._read(run)
+
+    def _schema_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        present = {
+            name: _normalise_sql(sql or "")
+            for name, sql in self.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        }
+        for name, sql in _expected_triggers().items():
+            if name not in present:
+                problems.append(Problem("trigger missing", f"{name} is gone: rows could be changed or deleted"))
+            elif present[name] != sql:
+                problems.append(Problem("trigger changed", f"{name} differs from the one clockface creates"))
+        index = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'events_prev_hash'")
+        if index.fetchone() is None:
+            problems.append(Problem("index missing", "events_prev_hash is gone: the chain could fork"))
+        if self.db.execute("SELECT count(*) FROM _deletion_permit").fetchone()[0]:
+            problems.append(Problem("permit open", "_deletion_permit has rows: deletes are not refused"))
+        return problems
+
     # --- the only delete paths ----------------------------------------------
     def _audit(self, db: sqlite_utils.Database, action: str, rows: int, detail: dict[str, Any]) -> None:
         db.table("audit_log").insert(
@@ -436,6 +600,13 @@ class AttendanceStore:
         """Delete from events and unknown_events under a permit that lives only inside
         this transaction, and write the audit entry in the same commit."""
         with self._write() as db:
+            cuts = chain.cuts_for(
+                (prev, link, bool(doomed))
+                for prev, link, doomed in db.execute(
+                    f"SELECT prev_hash, chain_hash, ({where}) FROM events ORDER BY rowid", params
+                ).fetchall()
+            )
+            detail = {**detail, "chain_cuts": [cut.to_dict() for cut in cuts]}
             db.execute("INSERT INTO _deletion_permit (reason) VALUES (?)", [action])
             removed = db.execute(f"DELETE FROM events WHERE {where}", params).rowcount
             removed_unknown = (
@@ -445,7 +616,7 @@ class AttendanceStore:
             self._audit(
                 db, action, removed + removed_unknown, {**detail, "events": removed, "unknown_events": removed_unknown}
             )
-        log.info("attendance %s: removed %d events, %d unknown events (%s)", action, removed, removed_unknown, detail)
+        log.info("attendance %s: removed %d events, %d unknown events", action, removed, removed_unknown)
         return removed + removed_unknown
 
     def purge_before(self, cutoff_utc: datetime, reason: str = "retention") -> int:

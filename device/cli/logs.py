@@ -431,6 +431,65 @@ def retain(ctx: click.Context, db: Path | None, timezone_name: str | None, as_js
 
 @logs.command()
 @db_option
+@click.option("--json", "as_json", is_flag=True, help="Output the result as JSON.")
+@click.option(
+    "--head",
+    "head_only",
+    is_flag=True,
+    help="Only print the current chain head (to write down or send off the device).",
+)
+@click.option(
+    "--expect-head", metavar="HASH", help="Also check that a head written down earlier is still in the chain."
+)
+@click.pass_context
+@one_line_errors
+def verify(
+    ctx: click.Context,
+    db: Path | None,
+    timezone_name: str | None,
+    as_json: bool,
+    head_only: bool,
+    expect_head: str | None,
+) -> None:
+    """Check the tamper-evident hash chain and the append-only triggers; exit 1 if broken.
+
+    Names the first broken link (event id, its time, what is wrong). Read-only.
+    See docs/log-integrity.md for what this does and does not catch.
+    """
+    lctx = resolve(ctx, db, timezone_name)
+    with _open_readonly(lctx) as store:
+        if head_only:
+            head = store.chain_head()
+            click.echo(json.dumps({"head": head}) if as_json else head)
+            return
+        result = store.verify(expect_head=expect_head)
+    first = result.first_broken
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "events": result.events,
+                    "head": result.head,
+                    "first_broken": first.to_dict() if first else None,
+                    "problems": [p.to_dict() for p in result.problems],
+                },
+                indent=2,
+            )
+        )
+    elif result.ok:
+        click.echo(f"OK: {result.events} events, chain intact, triggers in place. Head {result.head}")
+    else:
+        click.echo(f"BROKEN: {first.line() if first else 'unknown'}")
+        for problem in result.problems:
+            if problem is not first:
+                click.echo(f"  also {problem.line()}")
+    if not result.ok:
+        ctx.exit(1)
+
+
+@logs.command()
+@db_option
 @click.argument("person")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context

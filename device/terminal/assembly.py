@@ -16,7 +16,7 @@ from device.vision.embedder import Embedder
 from device.vision.faces import FacePipeline
 from device.vision.matcher import Matcher
 from device.vision.model_card import ModelCard, ModelCardError, load_card
-from gallery.store import GalleryStore, ModelBinding
+from gallery.store import GalleryStore, ModelBinding, discard_stale_replacement
 
 
 class SetupError(RuntimeError):
@@ -59,6 +59,7 @@ def load_matcher(config: Config, model: LoadedModel) -> Matcher:
     No gallery yet is not an error: a new terminal runs (and tells systemd it is
     ready) before its first enrolment, and picks the gallery up when it appears.
     """
+    discard_stale_replacement(config.paths.gallery)  # an enrolment interrupted by a power cut
     store = GalleryStore(config.paths.gallery)
     if not store.exists():
         return Matcher([], np.zeros((0, model.card.embedding_size), np.float32), model.card.metric, model.threshold)

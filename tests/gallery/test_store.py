@@ -144,3 +144,89 @@ def test_unreadable_gallery_is_one_line(tmp_path):
         GalleryStore(path).people()
     assert "re-enrol" in str(exc.value) and "\n" not in str(exc.value)
     assert isinstance(sqlite3.sqlite_version, str)
+
+
+# --- an interrupted enrolment's temporary file ---------------------------------------
+
+INTERRUPTED_WRITER = """
+import os, sys
+import numpy as np
+import gallery.store as store
+from gallery.store import ModelBinding, Template, write_gallery
+
+def power_cut(tmp, path):  # the file is complete but the rename never happens
+    os._exit(9)
+
+store._install = power_cut
+write_gallery(sys.argv[1], ModelBinding("test-model", "a" * 64, 128), [Template("Eve", "eve.jpg", np.ones(128, np.float32))])
+"""
+
+
+def _interrupted_enrolment(path: Path) -> Path:
+    """A real process killed between filling `<gallery>.new` and renaming it."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_WRITER, str(path)],
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 9, done.stderr
+    stale = path.with_name(path.name + ".new")
+    assert stale.exists()
+    return stale
+
+
+def test_stale_replacement_is_discarded_at_start_but_not_under_a_writer(tmp_path: Path) -> None:
+    from gallery.store import discard_stale_replacement
+
+    path = tmp_path / "gallery.db"
+    write_gallery(path, MODEL, _templates(np.random.default_rng(0), {"Ann": 1}))
+    stale = _interrupted_enrolment(path)
+    assert [p.name for p in GalleryStore(path).people()] == ["Ann"]  # the old gallery is in force
+
+    held, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with gallery_lock(path):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert held.wait(10)
+        assert discard_stale_replacement(path) is False  # another writer may be filling it
+        assert stale.exists()
+    finally:
+        release.set()
+        thread.join()
+    assert discard_stale_replacement(path) is True
+    assert not stale.exists()
+    assert discard_stale_replacement(path) is False
+
+
+def test_service_start_removes_the_stale_replacement(tmp_path: Path, dlib_model: Path) -> None:
+    """`clockface run` after a power cut mid-enrolment: no gallery.db.new is left behind."""
+    import cv2
+    from click.testing import CliRunner
+
+    from device.cli.main import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "gallery.db"
+    stale = _interrupted_enrolment(path)  # the very first enrolment was interrupted: no gallery yet
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "empty.jpg"), np.full((360, 640, 3), 128, np.uint8))
+    config = tmp_path / "clockface.toml"
+    config.write_text(f'[paths]\ndata_dir = "{data}"\nmodel = "{dlib_model}"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "run", "--source", str(frames), "--max-frames", "1"])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+    assert not path.exists()
