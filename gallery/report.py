@@ -122,12 +122,12 @@ def render_text(report: EnrolmentReport) -> str:
             for w in p.warnings:
                 lines.append(f"  {'':<20} {'':<{width}}  ! {w}")
     if report.roster:
-        width = min(max(len(p.name) for p in report.roster), 40)
+        width = min(max(len(r.name) for r in report.roster), 40)
         lines += ["", "PEOPLE" + (" (the gallery now)" if report.written else " (what the gallery would have been)")]
-        for p in report.roster:
-            ident = f"ID {p.employee_id}" if p.employee_id else ""
+        for r in report.roster:
+            ident = f"ID {r.employee_id}" if r.employee_id else ""
             lines.append(
-                f"  {p.name:<{width}}  {p.status:<12} {p.photos:>2} photo{'s' if p.photos != 1 else ' '}  {ident:<12} {p.note}".rstrip()
+                f"  {r.name:<{width}}  {r.status:<12} {r.photos:>2} photo{'s' if r.photos != 1 else ' '}  {ident:<12} {r.note}".rstrip()
             )
     if report.advice:
         lines += ["", "THRESHOLD", f"  {report.advice}"]

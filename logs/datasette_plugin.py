@@ -169,7 +169,7 @@ def quiet_expected_errors() -> None:
     """
     import datasette.handle_exception as default_handler
 
-    default_handler.rich = None  # type: ignore[attr-defined]
+    default_handler.rich = None
 
 
 async def _actor(datasette: Any, scope: dict, receive: Any) -> Any:

@@ -442,7 +442,6 @@ def retain(ctx: click.Context, db: Path | None, timezone_name: str | None, as_js
     "--expect-head", metavar="HASH", help="Also check that a head written down earlier is still in the chain."
 )
 @click.pass_context
-@one_line_errors
 def verify(
     ctx: click.Context,
     db: Path | None,

@@ -316,7 +316,8 @@ def test_gallery_from_another_model_is_one_line_error_naming_how_to_re_enrol(tmp
     assert result.exit_code == 1
     error = result.stderr.strip()
     assert (
-        error.startswith("clockface: error: the gallery was enrolled with another model (vggface-resnet50") and "\n" not in error
+        error.startswith("clockface: error: the gallery was enrolled with another model (vggface-resnet50")
+        and "\n" not in error
     )
     assert "re-enrol everyone with `clockface enroll DIR` (without --add)" in error
     assert GalleryStore(config.paths.gallery).binding() == other  # untouched

@@ -111,4 +111,8 @@ def test_a_stick_is_told_when_the_terminal_cannot_enrol(config, tmp_path):
     assert "GALLERY NOT CHANGED: enrolment failed, the previous gallery stays in force: model not found" in text
     assert not config.paths.gallery.exists()
     plain = run(enroll, [str(stick / "images")], config)
-    assert plain.exit_code == 1 and plain.stderr.startswith("clockface: error: model not found") and plain.stderr.count("\n") == 1
+    assert (
+        plain.exit_code == 1
+        and plain.stderr.startswith("clockface: error: model not found")
+        and plain.stderr.count("\n") == 1
+    )
