@@ -1,4 +1,4 @@
-"""`clockface logs ...` and `clockface web`: reviewing attendance from a shell.
+"""`clockface logs ...`: reviewing attendance from a shell (the web view is :mod:`device.cli.web`).
 
 Modelled on sqlite-utils: every command takes ``--db``; every listing is an
 aligned table for people, ``--json`` for programs and ``--csv FILE`` for
@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time as time_module
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,13 +26,13 @@ import click
 from tabulate import tabulate
 
 from device import paths
-from device.errors import ClockfaceGroup, CommandError
+from device.cli.logs_output import day_row_dict, day_table, emit, event_dict, iso_time, total_dict
+from device.errors import ClockfaceGroup
 from logs import reports
-from logs.csv_export import CsvWriter, write_csv
+from logs.csv_export import CsvWriter
 from logs.retention import apply_retention, purge_before
 from logs.settings import LogsSettings, SettingsError
 from logs.store import AttendanceEvent, AttendanceStore
-from logs.web_auth import PasswordSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,110 +100,6 @@ def output_options(fn: F) -> F:
         type=click.Path(dir_okay=False, allow_dash=True),
         help="Write CSV to FILE ('-' for stdout).",
     )(fn)
-
-
-# --- formatting (pure) ---------------------------------------------------------
-
-
-def _hhmm(moment: datetime | None, day: date | None = None) -> str:
-    if moment is None:
-        return "-"
-    text = moment.strftime("%H:%M")
-    if day is not None and moment.date() != day:
-        text += f" (+{(moment.date() - day).days})" if moment.date() > day else f" ({(moment.date() - day).days})"
-    return text
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment else None
-
-
-def day_row_dict(row: reports.DayRow) -> dict[str, Any]:
-    """The machine form of a report row (JSON and CSV share it)."""
-    return {
-        "date": row.day.isoformat(),
-        "person": row.person,
-        "first_in": _iso(row.first_in),
-        "last_out": _iso(row.last_out),
-        "hours": row.hours,
-        "shifts": row.shifts,
-        "open": row.open,
-        "late": row.late,
-        "late_minutes": row.late_minutes,
-        "basis": row.basis,
-    }
-
-
-def total_dict(total: reports.PersonTotal) -> dict[str, Any]:
-    return {
-        "person": total.person,
-        "days": total.days,
-        "hours": total.hours,
-        "late_days": total.late_days,
-        "open_days": total.open_days,
-    }
-
-
-def event_dict(event: AttendanceEvent, zone: Any) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "person": event.person,
-        "event_type": event.event_type,
-        "timestamp_utc": event.timestamp_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "local_time": _iso(event.timestamp_utc.astimezone(zone)),
-        "utc_offset_minutes": event.utc_offset_minutes,
-        "distance": event.distance,
-        "source": event.source,
-        "terminal_id": event.terminal_id,
-    }
-
-
-def _note(row: reports.DayRow) -> str:
-    notes = []
-    if row.open:
-        notes.append("no check-out")
-    if row.basis == "seen":
-        notes.append("sightings only")
-    return ", ".join(notes)
-
-
-def day_table(rows: Sequence[reports.DayRow], with_date: bool) -> str:
-    headers = (["date"] if with_date else []) + ["person", "in", "out", "hours", "late", "note"]
-    body = [
-        ([row.day.isoformat()] if with_date else [])
-        + [
-            row.person,
-            _hhmm(row.first_in, row.day),
-            _hhmm(row.last_out, row.day),
-            f"{row.hours:.2f}",
-            f"+{row.late_minutes} min" if row.late_minutes else "",
-            _note(row),
-        ]
-        for row in rows
-    ]
-    return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
-
-
-def emit(records: list[dict[str, Any]], as_json: bool, csv_file: str | None, human: Callable[[], str]) -> None:
-    """Write records as CSV and/or JSON, or the human table when neither was asked for."""
-    if csv_file:
-        columns = list(records[0]) if records else []
-        if csv_file == "-":
-            _write_csv(sys.stdout, records, columns)
-        else:
-            with open(csv_file, "w", newline="", encoding="utf-8") as fh:
-                _write_csv(fh, records, columns)
-            if not as_json:
-                click.echo(f"Wrote {len(records)} rows to {csv_file}", err=True)
-    if as_json:
-        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
-    elif not csv_file:
-        click.echo(human())
-
-
-def _write_csv(fh: Any, records: Iterable[dict[str, Any]], columns: list[str]) -> None:
-    # Blank for None, true/false like JSON, and names that look like formulas kept inert.
-    write_csv(fh, columns, records)
 
 
 def _load_rows(
@@ -398,7 +294,9 @@ def purge(
         result = purge_before(store, day, lctx.settings.zone, reason="manual")
     if as_json:
         click.echo(
-            json.dumps({"before": day.isoformat(), "cutoff_utc": _iso(result.cutoff_utc), "removed": result.removed})
+            json.dumps(
+                {"before": day.isoformat(), "cutoff_utc": iso_time(result.cutoff_utc), "removed": result.removed}
+            )
         )
     else:
         click.echo(f"Removed {result.removed} events before {day} ({lctx.settings.timezone}).")
@@ -500,88 +398,3 @@ def erase(ctx: click.Context, db: Path | None, timezone_name: str | None, person
     with AttendanceStore(lctx.db) as store:
         removed = store.erase_person(person)
     click.echo(f"Removed {removed} events of {person}.")
-
-
-# --- web ---------------------------------------------------------------------
-
-
-default_password_file = paths.web_password_file
-
-
-@click.group(cls=ClockfaceGroup, invoke_without_command=True)
-@db_option
-@click.option("--host", help="Address to bind (default: [web] host, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [web] port, 8001).")
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Password hash file (default: next to the database).",
-)
-@click.pass_context
-def web(
-    ctx: click.Context,
-    db: Path | None,
-    timezone_name: str | None,
-    host: str | None,
-    port: int | None,
-    password_file: Path | None,
-) -> None:
-    """Serve the attendance log read-only in Datasette, behind a password.
-
-    Binds to 127.0.0.1 unless [web] allow_lan = true. Set the password first
-    with `clockface web set-password`.
-    """
-    if ctx.invoked_subcommand is not None:
-        ctx.meta["logs.web"] = {"db": db, "timezone_name": timezone_name, "password_file": password_file}
-        return
-    from logs import web as web_module  # Datasette is imported only when serving
-
-    lctx = resolve(ctx, db, timezone_name)
-    changes: dict[str, Any] = {}
-    if host:
-        changes["host"] = host
-    if port:
-        changes["port"] = port
-    settings = lctx.settings.with_web(**changes) if changes else lctx.settings
-    # A hash in the config wins; otherwise the file, which the server re-reads when it changes.
-    target = password_file or default_password_file(lctx.db)
-    if settings.web.password_hash:
-        password = PasswordSource.from_hash(settings.web.password_hash)
-    elif web_module.read_password_file(target):
-        password = PasswordSource(path=target.absolute())
-    else:
-        raise CommandError("no web password set; run `clockface web set-password` (or set [web] password_hash) first")
-    web_module.serve(lctx.db, settings, password)
-
-
-@web.command("set-password")
-@click.option(
-    "--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password (prompted if omitted)."
-)
-@click.option(
-    "--print", "print_only", is_flag=True, help="Only print the hash (for [web] password_hash), do not write a file."
-)
-@click.pass_context
-def set_password(ctx: click.Context, password: str, print_only: bool) -> None:
-    """Store a hash of the web view password (user name: admin)."""
-    from logs.web import hash_password, write_password_file
-
-    if len(password) < 8:
-        raise CommandError("password must be at least 8 characters")
-    hashed = hash_password(password)
-    if print_only:
-        click.echo(hashed)
-        return
-    options = ctx.meta.get("logs.web", {})
-    lctx = resolve(ctx, options.get("db"), options.get("timezone_name"))
-    target = options.get("password_file") or default_password_file(lctx.db)
-    write_password_file(target, hashed)
-    click.echo(f"Password hash written to {target} (log in as 'admin').")
-    if lctx.settings.web.password_hash:
-        click.echo(
-            "Note: [web] password_hash is set in the config and takes precedence over this file; "
-            "remove it there for this password to be used.",
-            err=True,
-        )
-    else:
-        click.echo("A running `clockface web` uses it at once; sessions of the old password are logged out.")

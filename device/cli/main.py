@@ -73,8 +73,9 @@ def _mount_groups() -> None:
     from device.cli.config import config
     from device.cli.evaluate import eval_command
     from device.cli.gallery import enroll, enroll_stick, gallery
-    from device.cli.logs import logs, web
+    from device.cli.logs import logs
     from device.cli.run import demo, run
+    from device.cli.web import web
 
     for command in (run, demo, eval_command, config, enroll, enroll_stick, gallery, logs, web):
         main.add_command(command)
