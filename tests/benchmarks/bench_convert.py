@@ -90,7 +90,8 @@ def ensure_weights(model: str, folder: Path) -> tuple[Path, bool]:
     seeded = folder / f"seeded_{spec.architecture}.h5"
     if not seeded.is_file():
         code = (
-            "import sys; from pathlib import Path; from converter.vggface import SPECS, write_seeded_weights; "
+            f"import sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; from converter.vggface import SPECS; "
+            "from tests.converter.seeded import write_seeded_weights; "
             f"write_seeded_weights(SPECS[{model!r}], Path({str(seeded)!r}), seed={SEED})"
         )
         rc, _, err, _, _ = run_child([sys.executable, "-c", code])

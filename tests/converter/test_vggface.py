@@ -157,7 +157,7 @@ def source_models(tmp_path_factory: pytest.TempPathFactory):
     require("tf_keras", "keras-vggface needs tf-keras: pip install --no-deps tf-keras==2.21.0")
     if importlib.util.find_spec("keras_vggface") is None:  # not imported here: it needs the shim
         skip_unless_ci("keras-vggface is not installed: pip install '.[converter]'")
-    from converter.vggface import write_seeded_weights
+    from tests.converter.seeded import write_seeded_weights
 
     folder = tmp_path_factory.mktemp("weights")
     cache: dict[str, tuple[Path, object]] = {}

@@ -26,7 +26,8 @@ def vggface_model(tmp_path_factory):
     if importlib.util.find_spec("keras_vggface") is None:
         skip_unless_ci("keras-vggface is not installed: pip install '.[converter]'")
     from converter.cli import convert
-    from converter.vggface import SPECS, write_seeded_weights
+    from converter.vggface import SPECS
+    from tests.converter.seeded import write_seeded_weights
 
     folder = tmp_path_factory.mktemp("vggface")
     weights = folder / "seeded_vgg16.h5"
