@@ -4,6 +4,8 @@ Loaded by the root CLI through the `clockface.commands` entry point, so at modul
 level this imports only click and the standard library: `clockface --help` on a Pi
 must not pull in NumPy-heavy converter code, let alone TensorFlow. Conversion runs
 on a workstation (`pip install '.[converter]'`); the device only loads the result.
+
+Why one module over 300 lines: it is the whole `clockface convert` command (its options, stages and int8 calibration data), found through one entry point; its pieces are not used elsewhere.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ is the order `DlibNet.layers` uses.
 
 Tensors are returned as read-only `np.frombuffer` views of the file bytes (no
 per-float Python loop, no copy of the 22 MB of weights).
+
+Why one module over 300 lines: it is one file format's reader (layer records, tensor layout, tag resolution); split, the format would be scattered across files that are only ever read together.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ ORDER for resnet50/senet50 (`model.load_weights(path)`), by layer NAME for
 vgg16 (`by_name=True`). Loading by name silently skips layers the file does
 not contain, so for vgg16 we also require that every layer with weights was
 found: a wrong file must fail, not leave random weights behind.
+
+Why one module over 300 lines: the keras-vggface import shim, the three specs and the order/name weight loading are one source format; its seeded test weights live in tests/converter/seeded.py.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ refused with nothing written, not even a journal. An interrupted enrolment's
 ``gallery.db.new`` is removed by the next write, or when the service opens the
 gallery (:func:`discard_stale_replacement`), but never while a writer holds
 the lock.
+
+Why one module over 300 lines: the schema, the read-only inspection before any write, the atomic replacement and removal share one file format and one lock; keeping them together keeps that format in one place.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ an installed entry point, so a stray ``datasette`` run elsewhere never loads it)
 * ``prepare_connection`` registers ``clockface_*`` SQL functions that convert
   the stored UTC text to the configured IANA zone (SQLite itself only knows
   UTC and the server's local time).
+
+Why one module over 300 lines: Datasette finds a plugin's hooks on one module object; splitting the hooks would only move the registration, not the length.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ Schema history (``PRAGMA user_version``):
 A file is inspected read-only before anything writes to it, so a database
 from a newer clockface or another program is refused unchanged (no WAL
 switch, no -wal/-shm files).
+
+Why one module over 300 lines: every write to the attendance database (events, the chain link read in the same transaction, permits, audit rows, migrations) goes through this one class, so the evidence rules can be checked in one file; the pure chain maths is in logs/chain.py.
 """
 
 from __future__ import annotations

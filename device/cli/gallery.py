@@ -4,6 +4,8 @@ Who is enrolled, and how they get there: from a folder on the command line,
 from a USB stick (run by the clockface-stick@.service unit when a stick is
 plugged in), and the gallery's housekeeping (list, remove a person, export
 the roster). The config arrives as `ctx.obj` (device/cli/main.py reads it once).
+
+Why one module over 300 lines: it is one command group (enroll, enroll-stick, gallery list/remove/export); the enrolment work itself is in device/enrolment/.
 """
 
 from __future__ import annotations
