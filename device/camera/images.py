@@ -39,6 +39,9 @@ MAX_DECODED_SIDE = 4000
 _JPEG_REDUCTIONS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
+_NEEDS_HEIF = "{name}: HEIC photos need the optional pillow-heif package (pip install pillow-heif), or save it as JPEG"
+
+
 class ImageReadError(ValueError):
     """The file is missing, empty, truncated, too large, or not an image we can decode."""
 
@@ -143,6 +146,8 @@ def read_image(path: Path) -> np.ndarray:
     data = read_regular_file(path)
     if not data:
         raise ImageReadError(f"{path.name}: file is empty")
+    if path.suffix.lower() in HEIC_SUFFIXES and not _register_heif():
+        raise ImageReadError(_NEEDS_HEIF.format(name=path.name))
     header = read_header(data, path.name)
     check_size(header, path.name)
     if header.format == "HEIF" or path.suffix.lower() in HEIC_SUFFIXES:
@@ -157,9 +162,7 @@ def read_image(path: Path) -> np.ndarray:
 
 def _decode_heif(data: bytes, name: str) -> np.ndarray:
     if not _register_heif():
-        raise ImageReadError(
-            f"{name}: HEIC photos need the optional pillow-heif package (pip install pillow-heif), or save it as JPEG"
-        )
+        raise ImageReadError(_NEEDS_HEIF.format(name=name))
     from PIL import Image, ImageOps
 
     try:
