@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from device.camera.images import ImageReadError, read_image
+from device.camera.images import OPENCV_SUFFIXES, ImageReadError, read_image
 from device.enrolment.photo_rules import EnrolRules, examine_photo
 from device.vision.faces import FacePipeline
 from device.vision.matcher import Matcher, Metric
-from gallery.layout import IMAGE_SUFFIXES, Photo, display_name
+from gallery.layout import Photo, display_name
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def people_folders(root: Path) -> dict[str, list[Path]]:
     """Person folder -> sorted image files; `_`-prefixed folders are not people."""
     people = {}
     for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
-        files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in OPENCV_SUFFIXES)
         if files:
             people[folder.name] = files
     return people

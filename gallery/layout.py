@@ -2,24 +2,29 @@
 
 `anna_smith.jpg`, `anna_smith_2.jpg` and `anna_smith/<any>.jpg` are all photos
 of Anna Smith. An optional `people.csv` (columns `name,employee_id`) beside or
-inside the photo folder adds a payroll ID. Pure path and text logic, no image
-reading, so the rules are easy to test and to document.
+inside the photo folder adds a payroll ID. Path and text logic, no image
+reading: which suffixes are photos is the caller's (device/camera/images.py
+knows what the device can decode), so the rules are easy to test and to document.
+
+A stick is untrusted: files are examined with lstat before anything opens
+them, symbolic links are followed only while they stay on the folder's own
+file system, and FIFOs, devices, broken links and link loops are reported,
+never opened and never silently dropped.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
+import os
 import re
+import stat
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-# Phone photos. Read only by enrolment, and only when the optional pillow-heif
-# package is installed (device/enrolment/photo_rules.py says so per photo when it is not).
-HEIC_SUFFIXES = frozenset({".heic", ".heif"})
-PHOTO_SUFFIXES = IMAGE_SUFFIXES | HEIC_SUFFIXES
 PEOPLE_CSV = "people.csv"
 # Files clockface itself writes onto a stick, never reported as "not an image".
 REPORT_NAMES = frozenset({"clockface-report.txt", "clockface-report.csv"})
@@ -57,8 +62,8 @@ def person_key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in PHOTO_SUFFIXES and not path.name.startswith(".")
+def _is_image(path: Path, suffixes: Collection[str]) -> bool:
+    return path.suffix.lower() in suffixes and not path.name.startswith(".")
 
 
 def _is_ours(path: Path) -> bool:
@@ -66,39 +71,127 @@ def _is_ours(path: Path) -> bool:
     return path.name.lower() in REPORT_NAMES or path.name.lower() == PEOPLE_CSV
 
 
-def collect_photos(folder: Path) -> tuple[list[Photo], list[Skipped]]:
+@dataclass(frozen=True)
+class Entry:
+    """What a folder entry is, judged by lstat/stat alone (nothing is opened)."""
+
+    path: Path
+    kind: str  # "file", "dir", or "other" (then `reason` says why it is not used)
+    reason: str = ""
+    inode: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the target, for loop detection
+
+
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def examine_entry(path: Path, file_system: int) -> Entry:
+    """Classify `path` without opening it. A symbolic link is followed only when its
+    target is on `file_system` (an st_dev): a stick's photos stay on the stick."""
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            try:
+                info = os.stat(path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return Entry(path, "other", "symbolic link loop, not followed")
+                if exc.errno == errno.ENOENT:
+                    return Entry(path, "other", f"broken symbolic link (to {os.readlink(path)})")
+                raise
+            if info.st_dev != file_system:
+                return Entry(
+                    path, "other", f"symbolic link leaves this file system (to {os.readlink(path)}), not followed"
+                )
+    except OSError as exc:
+        return Entry(path, "other", f"cannot read ({exc.strerror or exc})")
+    inode = (info.st_dev, info.st_ino)
+    if stat.S_ISDIR(info.st_mode):
+        return Entry(path, "dir", inode=inode)
+    if stat.S_ISREG(info.st_mode):
+        return Entry(path, "file", inode=inode)
+    what = next((name for test, name in _NOT_REGULAR if test(info.st_mode)), "not a regular file")
+    return Entry(path, "other", f"not a regular file ({what}), not opened")
+
+
+def _listing(folder: Path) -> list[Path]:
+    return sorted(Path(folder).iterdir(), key=lambda p: (p.name.casefold(), p.name))
+
+
+def _walk(folder: Path, file_system: int, ancestors: frozenset[tuple[int, int]], skipped: list[Skipped]) -> list[Path]:
+    """Regular files under `folder` (hidden names ignored); links out of the file
+    system, link loops and non-regular files go to `skipped`."""
+    files: list[Path] = []
+    try:
+        listing = _listing(folder)
+    except OSError as exc:
+        skipped.append(Skipped(folder, f"cannot list folder ({exc.strerror or exc})"))
+        return files
+    for path in listing:
+        if path.name.startswith("."):
+            continue
+        entry = examine_entry(path, file_system)
+        if entry.kind == "dir":
+            if entry.inode in ancestors:
+                skipped.append(Skipped(path, "symbolic link loop (a folder inside itself), not followed"))
+            else:
+                files.extend(_walk(path, file_system, ancestors | {entry.inode}, skipped))
+        elif entry.kind == "file":
+            files.append(path)
+        else:
+            skipped.append(Skipped(path, entry.reason))
+    return files
+
+
+def collect_photos(folder: Path, suffixes: Collection[str]) -> tuple[list[Photo], list[Skipped]]:
     """Every photo under `folder` with the person it shows, plus what was skipped and why.
 
+    `suffixes` are the file endings that are photos (lower case, with the dot).
     Top-level files name the person by file name (a trailing `_2` is a further
     photo); sub-folders name the person by folder name. Folders starting with
-    `_` or `.` are ignored (not people). Sorted (ignoring case), so results are
-    reproducible and a report reads alphabetically.
+    `_` or `.` are ignored (not people), as are hidden files. Sorted (ignoring
+    case), so results are reproducible and a report reads alphabetically.
     """
+    folder = Path(folder)
+    root = os.stat(folder)
+    file_system = root.st_dev
     photos: list[Photo] = []
     skipped: list[Skipped] = []
-    for entry in sorted(Path(folder).iterdir(), key=lambda p: (p.name.casefold(), p.name)):
-        if entry.name.startswith((".", "_")):
+    for path in _listing(folder):
+        if path.name.startswith((".", "_")):
             continue
-        if entry.is_dir():
-            name = display_name(entry.name)
-            for inner in sorted(entry.rglob("*"), key=lambda p: (str(p).casefold(), str(p))):
-                if inner.is_file():
-                    if _is_image(inner):
-                        photos.append(Photo(name, inner))
-                    elif not inner.name.startswith(".") and not _is_ours(inner):
-                        skipped.append(Skipped(inner, "not an image file"))
-        elif entry.is_file():
-            if not _is_image(entry):
-                if not _is_ours(entry):
-                    skipped.append(Skipped(entry, "not an image file"))
+        entry = examine_entry(path, file_system)
+        if entry.kind == "dir":
+            if entry.inode == (root.st_dev, root.st_ino):
+                skipped.append(Skipped(path, "symbolic link loop (a folder inside itself), not followed"))
                 continue
-            stem = entry.stem
+            name = display_name(path.name)
+            inner_skipped: list[Skipped] = []
+            inner = _walk(path, file_system, frozenset({(root.st_dev, root.st_ino), entry.inode}), inner_skipped)
+            for file in sorted(inner, key=lambda p: (str(p).casefold(), str(p))):
+                if _is_image(file, suffixes):
+                    photos.append(Photo(name, file))
+                elif not _is_ours(file):
+                    skipped.append(Skipped(file, "not an image file"))
+            skipped.extend(inner_skipped)
+        elif entry.kind == "file":
+            if not _is_image(path, suffixes):
+                if not _is_ours(path):
+                    skipped.append(Skipped(path, "not an image file"))
+                continue
+            stem = path.stem
             numbered = _NUMBERED.match(stem)
             name = display_name(numbered.group("base") if numbered else stem)
             if not name:
-                skipped.append(Skipped(entry, "file name gives no person name"))
+                skipped.append(Skipped(path, "file name gives no person name"))
                 continue
-            photos.append(Photo(name, entry))
+            photos.append(Photo(name, path))
+        else:
+            skipped.append(Skipped(path, entry.reason))
     return photos, skipped
 
 
@@ -119,8 +212,9 @@ def find_people_csv(images_dir: Path) -> Path | None:
     """people.csv inside the photo folder, else beside it (case-insensitive, as FAT sticks are)."""
     for folder in (Path(images_dir), Path(images_dir).parent):
         try:
+            file_system = os.stat(folder).st_dev
             for entry in folder.iterdir():
-                if entry.name.lower() == PEOPLE_CSV and entry.is_file():
+                if entry.name.lower() == PEOPLE_CSV and examine_entry(entry, file_system).kind == "file":
                     return entry
         except OSError:
             continue

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gallery.layout import examine_entry
+
 # Where the photos may be on a stick, most specific first. Matched without
 # regard to case: FAT sticks written on Windows often say IMAGES or Images.
 IMAGE_FOLDERS = (("clockface", "images"), ("images",))
@@ -39,27 +41,33 @@ class Mount:
         return "ro" in self.options
 
 
-def _child(folder: Path, name: str) -> Path | None:
-    """`folder/name` ignoring case, or None."""
-    exact = folder / name
-    if exact.is_dir():
-        return exact
+def _child(folder: Path, name: str, file_system: int) -> Path | None:
+    """`folder/name` ignoring case, or None. A folder that is really a symbolic
+    link off the stick's file system (or a link loop) raises StickError: the
+    stick's photos must be on the stick, and the person who made it is told."""
     try:
-        for entry in sorted(folder.iterdir()):
-            if entry.name.lower() == name.lower() and entry.is_dir():
-                return entry
+        entries = sorted(folder.iterdir())
     except OSError:
         return None
+    exact = [e for e in entries if e.name == name]
+    for entry in exact + [e for e in entries if e.name != name and e.name.lower() == name.lower()]:
+        found = examine_entry(entry, file_system)
+        if found.kind == "dir":
+            return entry
+        if found.reason.startswith(("symbolic link leaves", "symbolic link loop")):
+            raise StickError(f"{entry}: {found.reason}; put the photos themselves on the stick")
     return None
 
 
 def find_images_dir(mount_point: Path) -> Path | None:
     """The stick's photo folder: `clockface/images/`, else `images/`; None when it has neither
-    (a stick that is not meant for clockface: leave it alone)."""
+    (a stick that is not meant for clockface: leave it alone). Raises StickError
+    when the folder is a symbolic link that leaves the stick."""
+    file_system = os.stat(mount_point).st_dev
     for parts in IMAGE_FOLDERS:
         folder: Path | None = Path(mount_point)
         for part in parts:
-            folder = _child(folder, part) if folder is not None else None
+            folder = _child(folder, part, file_system) if folder is not None else None
         if folder is not None:
             return folder
     return None

@@ -18,7 +18,8 @@ from device.camera.images import ImageReadError, is_image_file, read_image
 
 
 class ImageFolderSource:
-    """Each image in a folder is one frame, in name order; unreadable files are skipped."""
+    """Each image in a folder is one frame, in name order; unreadable files are skipped,
+    and a folder where no image can be read is one SourceError, not an empty run."""
 
     live = False
 
@@ -36,14 +37,27 @@ class ImageFolderSource:
         )
 
     def frames(self) -> Iterator[Frame]:
+        delivered = 0
         for i, path in enumerate(self.paths):
             try:
-                yield Frame(read_image(path), i, time.monotonic())
+                image = read_image(path)
             except ImageReadError as exc:
                 self.skipped.append(str(exc))
+                continue
+            delivered += 1
+            yield Frame(image, i, time.monotonic())
+        if not delivered:
+            raise SourceError(nothing_usable(self.name, self.skipped))
 
     def close(self) -> None:
         pass
+
+
+def nothing_usable(name: str, problems: list[str]) -> str:
+    """One line for a folder none of whose images could be read."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    first = f": {problems[0]}{more}" if problems else ""
+    return f"no usable images in {name}, none of its {len(problems)} image files could be read{first}"
 
 
 class VideoCaptureSource:

@@ -152,7 +152,17 @@ def enroll_stick(
     folder is left alone.
     """
     where = stick_mod.resolve_mount_point(device, mount_point, wait_seconds)
-    images_dir = stick_mod.find_images_dir(where)
+    try:
+        images_dir = stick_mod.find_images_dir(where)
+    except stick_mod.StickError as exc:
+        report = _failure_report(None, where, add, f"{exc}; nothing enrolled, the previous gallery stays in force")
+        files, report.report_error = write_report(where, report)
+        report.report_files = [str(p) for p in files]
+        _emit(report, as_json)
+        if unmount:
+            click.echo(f"clockface: {stick_mod.unmount(where)[1]}")
+        click.echo(f"clockface: error: {report.error}", err=True)
+        ctx.exit(1)
     if images_dir is None:
         click.echo(
             f"clockface: no images/ or clockface/images/ folder on {where}: not an enrolment stick, nothing done"

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from device.camera.images import IMAGE_SUFFIXES
 from device.enrolment.photo_rules import EnrolRules, PhotoResult, examine_photos, skipped_results
 from device.enrolment.review import ClosestPair, LookAlike, closest_pair, relative_name, review_photos
 from gallery.layout import PeopleList, Photo, collect_photos, find_people_csv, person_key, read_people_csv
@@ -129,7 +130,7 @@ def enrol_folder(
             old_records = {}
 
     try:
-        photos, skipped = collect_photos(images_dir)
+        photos, skipped = collect_photos(images_dir, IMAGE_SUFFIXES)
     except OSError as exc:
         result.error = f"cannot list {images_dir}: {exc.strerror or exc}"
         return result

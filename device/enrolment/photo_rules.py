@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 from msgspec import Meta
 
-from device.camera.images import ImageReadError, read_image
+from device.camera.images import ImageReadError, read_image, read_regular_file
 from device.vision.faces import FacePipeline
-from gallery.layout import HEIC_SUFFIXES, Photo, Skipped
+from gallery.layout import Photo, Skipped
 
 
 class Outcome(StrEnum):
@@ -95,27 +95,6 @@ class PhotoResult:
 
 
 # --- one photo ---------------------------------------------------------------
-def read_photo(path: Path) -> np.ndarray:
-    """8-bit BGR pixels of a photo, EXIF orientation applied. JPEG/PNG/... via
-    OpenCV (device/camera/images.py); HEIC/HEIF via the optional pillow-heif package."""
-    path = Path(path)
-    if path.suffix.lower() not in HEIC_SUFFIXES:
-        return read_image(path)
-    try:
-        import pillow_heif
-        from PIL import ImageOps
-    except ImportError:
-        raise ImageReadError(
-            f"{path.name}: HEIC photos need the optional pillow-heif package (pip install pillow-heif), or save it as JPEG"
-        ) from None
-    try:
-        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
-        image = ImageOps.exif_transpose(heif.to_pillow()).convert("RGB")
-    except Exception as exc:
-        raise ImageReadError(f"{path.name}: not a readable HEIC image ({exc})") from None
-    return cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
-
-
 def chip_quality(chip_bgr: np.ndarray) -> tuple[float, float]:
     """(sharpness, brightness) of the face in an aligned chip, measured on its
     centre (eyes to mouth, little background), so every model's chip is judged alike."""
@@ -132,7 +111,7 @@ def chip_quality(chip_bgr: np.ndarray) -> tuple[float, float]:
 def examine_photo(photo: Photo, pipeline: FacePipeline, rules: EnrolRules) -> PhotoResult:
     """Decide whether one photo enrols its person, and embed it if so."""
     try:
-        image = read_photo(photo.path)
+        image = read_image(photo.path)  # every format, size-checked (device/camera/images.py)
     except ImageReadError as exc:
         return PhotoResult(photo.path, photo.person, Outcome.UNREADABLE, str(exc))
     boxes = pipeline.detect(image, still=True)
@@ -212,10 +191,12 @@ def examine_photos(
 
 
 def file_sha256(path: Path) -> str:
+    """Digest of a regular file; "" for anything else (a FIFO must not block us here:
+    examine_photo then reports the file)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return ""  # examine_photo reports the unreadable file
+        return hashlib.sha256(read_regular_file(path)).hexdigest()
+    except ImageReadError:
+        return ""
 
 
 def skipped_results(skipped: Iterable[Skipped]) -> list[PhotoResult]:

@@ -23,6 +23,17 @@ FACE_CASCADE = "haarcascade_frontalface_default.xml"
 # background that the default cascade found, and kept every real face.
 VERIFY_CASCADE = "haarcascade_frontalface_alt.xml"
 VERIFY_FACE_PX = 80  # candidates are confirmed at this face width
+# Stills (enrolment photos) must show faces from this fraction of the image
+# width up to the whole image, at any resolution: a 48 MP phone photo is normal
+# on a stick. Scaling by the longest side alone makes a face at 5 % of an
+# 8000 x 6000 photo 32 px in the work image, too close to Haar's 24-px window
+# to be found reliably (at 40-64 px some were still missed; at 80
+# px every test face was found). So a still with no face found at the usual
+# work size, padded or not, gets one more look at a finer scale where such a
+# face is STILL_MIN_FACE_WORK_PX wide. Only then: photos whose face is found at
+# the usual size are detected exactly as before (`clockface eval` unchanged).
+STILL_MIN_FACE_FRACTION = 0.05
+STILL_MIN_FACE_WORK_PX = 80
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,18 @@ def _intersection(a: FaceBox, b: FaceBox) -> float:
     return ix * iy
 
 
+def work_scale(shape: tuple[int, ...], work_size: int, still_width: int | None = None) -> float:
+    """How much to shrink an image of `shape` for the cascade (at most 1).
+
+    The longest side becomes `work_size`; for a still of `still_width` pixels
+    (the photo's own width, before any padding), the scale is raised until a face
+    at STILL_MIN_FACE_FRACTION of that width is STILL_MIN_FACE_WORK_PX wide."""
+    scale = work_size / max(shape[:2])
+    if still_width:
+        scale = max(scale, STILL_MIN_FACE_WORK_PX / (STILL_MIN_FACE_FRACTION * still_width))
+    return min(1.0, scale)
+
+
 class FaceDetector:
     """Loads the cascade once; `detect` is called per frame."""
 
@@ -146,10 +169,10 @@ class FaceDetector:
         found = self._verifier.detectMultiScale(cv2.equalizeHist(roi), 1.1, 2, minSize=(lo, lo), maxSize=(hi, hi))
         return len(found) > 0
 
-    def _run(self, grey: np.ndarray, pad: int, work_size: int) -> list[FaceBox]:
+    def _run(self, grey: np.ndarray, pad: int, work_size: int, width: int | None = None) -> list[FaceBox]:
         s = self.settings
         work = _pad(grey, pad) if pad else grey
-        scale = min(1.0, work_size / max(work.shape))
+        scale = work_scale(work.shape, work_size, width)
         small = cv2.resize(work, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else work
         found = self._cascade.detectMultiScale(
             cv2.equalizeHist(small),
@@ -167,12 +190,15 @@ class FaceDetector:
         return [_shift(b, -pad) for b in suppress_overlaps(boxes, s.max_overlap)]
 
     def detect(self, frame_bgr: np.ndarray, still: bool = False) -> list[FaceBox]:
-        """Faces, largest first. For stills, retry on a padded copy when none is found:
-        a photo whose face fills the frame gives Haar no context until it has a border."""
+        """Faces, largest first. For stills, retry on a padded copy when none is found
+        (a photo whose face fills the frame gives Haar no context until it has a
+        border), then at a finer scale (a small face in a big photo)."""
         grey = to_grey(frame_bgr)
         s = self.settings
         size = s.still_work_size if still else s.work_size
         boxes = self._run(grey, 0, size)
         if not boxes and still and s.pad_fraction > 0:
             boxes = self._run(grey, int(s.pad_fraction * max(grey.shape)), size)
+        if not boxes and still and work_scale(grey.shape, size, grey.shape[1]) > work_scale(grey.shape, size):
+            boxes = self._run(grey, 0, size, grey.shape[1])
         return boxes

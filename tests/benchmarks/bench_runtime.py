@@ -183,6 +183,7 @@ WORKERS = {"clockface": worker_clockface, "per-frame": worker_per_frame, "face_r
 
 # --- parent -------------------------------------------------------------------
 def enrol_gallery(faces: Path, model: str, data: Path) -> int:
+    from device.camera.images import IMAGE_SUFFIXES
     from device.config import parse_config
     from device.enrolment.photo_rules import examine_photos
     from device.terminal.assembly import load_model
@@ -194,7 +195,7 @@ def enrol_gallery(faces: Path, model: str, data: Path) -> int:
     from device.terminal.demo import DEMO_PERSON, astronaut_photo
     from gallery.layout import Photo
 
-    photos, _ = collect_photos(faces)
+    photos, _ = collect_photos(faces, IMAGE_SUFFIXES)
     photos.append(Photo(DEMO_PERSON, astronaut_photo()))  # the person in the synthetic stream
     results = [r for r in examine_photos(photos, loaded.pipeline, cfg.enrol) if r.ok]
     write_gallery(cfg.paths.gallery, loaded.binding, [Template(r.person, r.path.name, r.embedding) for r in results])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from device.camera.images import IMAGE_SUFFIXES
 from gallery.layout import collect_photos, find_people_csv, read_people_csv
 from gallery.report import (
     REPORT_CSV,
@@ -38,7 +39,7 @@ def test_layout_names_people_and_ignores_our_own_files(tmp_path):
     (tmp_path / "José Núñez" / "1.png").write_bytes(b"x")
     (tmp_path / "_unused").mkdir()
     (tmp_path / "_unused" / "x.jpg").write_bytes(b"x")
-    photos, skipped = collect_photos(tmp_path)
+    photos, skipped = collect_photos(tmp_path, IMAGE_SUFFIXES)
     assert [(p.person, p.path.name) for p in photos] == [
         ("Anna Smith", "anna_smith.jpg"),
         ("Anna Smith", "anna_smith_2.JPG"),
