@@ -3,6 +3,9 @@
 One plain value (`EnrolmentReport`) rendered three ways: human text (printed,
 and written onto the stick as clockface-report.txt), CSV (clockface-report.csv,
 for a spreadsheet) and JSON (`--json`). No biometric data is in any of them.
+It is also what device/enrolment/folder.py `enrol_folder` returns: the one
+model of an enrolment, built as the enrolment goes (it lives here because
+gallery must not import device), so nothing is converted on the way out.
 Writing onto the stick never fails the enrolment: a read-only stick gets a
 line in the printed report instead.
 """
@@ -13,6 +16,7 @@ import contextlib
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 from logs import csv_export
@@ -34,11 +38,21 @@ class PhotoLine:
     brightness: float | None = None
 
 
+class Status(StrEnum):
+    """What an enrolment did to one person; a str, so the text, CSV and JSON show the value."""
+
+    ENROLLED = "enrolled"  # new person
+    UPDATED = "updated"  # was in the gallery, now enrolled from these photos
+    KEPT = "kept"  # in the gallery and stays as it was
+    REMOVED = "removed"  # replace mode: not in the folder
+    NOT_ENROLLED = "not enrolled"  # in the folder, but no usable photo and no previous enrolment
+
+
 @dataclass(frozen=True)
 class PersonLine:
     name: str
-    status: str  # enrolled / updated / kept / removed / not enrolled
-    photos: int
+    status: Status
+    photos: int  # templates in the new gallery
     employee_id: str | None = None
     note: str = ""
 
@@ -53,11 +67,11 @@ class EnrolmentReport:
     metric: str
     threshold: float | None
     written: bool
-    error: str | None = None
+    error: str | None = None  # why the gallery was NOT changed
     photos: list[PhotoLine] = field(default_factory=list)
     roster: list[PersonLine] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # things someone should fix
+    notes: list[str] = field(default_factory=list)  # things to know, not problems
     advice: str | None = None  # threshold advice (closest pair of different people)
     closest: dict | None = None
     report_files: list[str] = field(default_factory=list)
@@ -69,14 +83,14 @@ class EnrolmentReport:
 
     @property
     def people(self) -> int:
-        return sum(1 for p in self.roster if p.status != "removed" and p.photos > 0)
+        return sum(1 for p in self.roster if p.status is not Status.REMOVED and p.photos > 0)
 
     def headline(self) -> str:
         used = self.enrolled_photos
         not_used = len(self.photos) - used
         if not self.written:
             return f"GALLERY NOT CHANGED: {self.error or 'check only'}"
-        removed = sum(p.status == "removed" for p in self.roster)
+        removed = sum(p.status is Status.REMOVED for p in self.roster)
         tail = f", {removed} removed" if removed else ""
         return f"gallery updated: {self.people} people ({used} photos enrolled, {not_used} not used{tail})"
 

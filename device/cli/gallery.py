@@ -36,7 +36,7 @@ def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progr
     """Load the model and enrol `images_dir`; every failure becomes a report with `error`."""
     from tqdm import tqdm
 
-    from device.enrolment.folder import enrol_folder, to_report
+    from device.enrolment.folder import enrol_folder
     from device.terminal.assembly import load_model
 
     model = load_model(config)
@@ -46,7 +46,7 @@ def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progr
             bar.total = n
             bar.refresh()
 
-        result = enrol_folder(
+        return enrol_folder(
             images_dir,
             model,
             config.enrol,
@@ -56,7 +56,6 @@ def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progr
             progress=lambda _: bar.update(),
             on_photos=on_photos,
         )
-    return to_report(result)
 
 
 def _failure_report(config: Config | None, images_dir: Path, add: bool, error: str) -> EnrolmentReport:

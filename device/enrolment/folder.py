@@ -2,7 +2,10 @@
 
 Replace or add mode; the new gallery is built completely and swapped in
 atomically, so anything that goes wrong leaves the old gallery in force and
-is reported, not half-done.
+is reported, not half-done. The answer is the plain report itself
+(gallery/report.py): embeddings stay in here, so what the CLI prints and
+writes onto the stick is exactly what enrolment decided, with no second
+model to convert or keep in step.
 """
 
 from __future__ import annotations
@@ -10,8 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,55 +21,14 @@ from device.camera.images import IMAGE_SUFFIXES
 from device.enrolment.photo_rules import EnrolRules, PhotoResult, examine_photos, skipped_results
 from device.enrolment.review import ClosestPair, LookAlike, closest_pair, relative_name, review_photos
 from gallery.layout import PeopleList, Photo, collect_photos, find_people_csv, person_key, read_people_csv
+from gallery.report import EnrolmentReport, PersonLine, PhotoLine, Status
 from gallery.store import GalleryError, GalleryStore, ModelBinding, PersonRecord, Template, check_folder, write_gallery
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from device.terminal.assembly import LoadedModel
-    from gallery.report import EnrolmentReport
 
 
 # --- a folder -> a new gallery -------------------------------------------------------
-class Status(StrEnum):
-    ENROLLED = "enrolled"  # new person
-    UPDATED = "updated"  # was in the gallery, now enrolled from these photos
-    KEPT = "kept"  # in the gallery and stays as it was
-    REMOVED = "removed"  # replace mode: not in the folder
-    NOT_ENROLLED = "not enrolled"  # in the folder, but no usable photo and no previous enrolment
-
-
-@dataclass(frozen=True)
-class RosterEntry:
-    name: str
-    status: Status
-    photos: int  # templates in the new gallery
-    employee_id: str | None = None
-    note: str = ""
-
-
-@dataclass
-class EnrolmentResult:
-    images_dir: Path
-    gallery: Path
-    mode: str  # "replace" | "add"
-    model: str
-    metric: str
-    threshold: float
-    results: list[PhotoResult] = field(default_factory=list)
-    roster: list[RosterEntry] = field(default_factory=list)
-    look_alikes: list[LookAlike] = field(default_factory=list)
-    closest: ClosestPair | None = None
-    notes: list[str] = field(default_factory=list)  # things to know, not problems
-    problems: list[str] = field(default_factory=list)  # things someone should fix
-    written: bool = False
-    error: str | None = None  # why the gallery was NOT changed
-
-    @property
-    def enrolled_photos(self) -> int:
-        return sum(r.ok for r in self.results)
-
-
 def enrol_folder(
     images_dir: Path,
     model: LoadedModel,
@@ -77,7 +38,7 @@ def enrol_folder(
     write: bool = True,
     progress: Callable[[Photo], None] | None = None,
     on_photos: Callable[[int], None] | None = None,
-) -> EnrolmentResult:
+) -> EnrolmentReport:
     """Enrol every photo in `images_dir` (the gallery/layout.py rules) into a new gallery.
 
     Replace mode (default): the folder is the staff list, people not in it are
@@ -87,18 +48,72 @@ def enrol_folder(
     impossible `error` says why and the old gallery is untouched.
     """
     images_dir = Path(images_dir)
+    report = EnrolmentReport(
+        when=_now(),
+        source=str(images_dir),
+        gallery=str(Path(gallery_path)),
+        mode="add" if add else "replace",
+        model=model.card.name,
+        metric=model.card.metric,
+        threshold=float(model.threshold),
+        written=False,
+    )
+    _enrol_into(report, images_dir, model, rules, Path(gallery_path), add, write, progress, on_photos)
+    report.when = _now()  # stamped when done: on a Pi the photos take minutes
+    return report
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _photo_line(r: PhotoResult, images_dir: Path) -> PhotoLine:
+    """One photo's line: what was decided and the measures, rounded for people; never the embedding."""
+    return PhotoLine(
+        file=relative_name(r.path, images_dir),
+        person=r.person,
+        outcome=r.outcome.value,
+        detail=r.detail,
+        warnings=r.warnings,
+        enrolled=r.ok,
+        face_px=None if r.face_px is None else round(float(r.face_px), 1),
+        sharpness=None if r.sharpness is None else round(r.sharpness, 1),
+        brightness=None if r.brightness is None else round(r.brightness, 1),
+    )
+
+
+def _closest_into(report: EnrolmentReport, closest: ClosestPair | None, look_alikes: list[LookAlike]) -> None:
+    """Threshold advice. A confusable pair is also a problem to check, unless it is
+    already listed there as a look-alike pair (one warning, not two)."""
+    if closest is None:
+        return
+    report.closest = dataclasses.asdict(closest) | {"confused": closest.confused}
+    report.advice = closest.advice()
+    if closest.confused and not any({p.a, p.b} == {closest.a, closest.b} for p in look_alikes):
+        report.problems.append(report.advice)
+
+
+def _enrol_into(
+    report: EnrolmentReport,
+    images_dir: Path,
+    model: LoadedModel,
+    rules: EnrolRules,
+    gallery_path: Path,
+    add: bool,
+    write: bool,
+    progress: Callable[[Photo], None] | None,
+    on_photos: Callable[[int], None] | None,
+) -> None:
+    """The enrolment itself, filling in `report`; an early return leaves `error` saying why nothing was written."""
     binding: ModelBinding = model.binding
     metric, threshold = model.card.metric, float(model.threshold)
-    result = EnrolmentResult(
-        images_dir, Path(gallery_path), "add" if add else "replace", model.card.name, metric, threshold
-    )
 
     if write:  # fail before spending minutes on photos
         try:
             check_folder(Path(gallery_path))
         except GalleryError as exc:
-            result.error = f"{exc}; the gallery was not changed"
-            return result
+            report.error = f"{exc}; the gallery was not changed"
+            return
 
     # The previous gallery: what we may keep from it.
     store = GalleryStore(gallery_path)
@@ -111,31 +126,31 @@ def enrol_folder(
             if bound.sha256 == binding.sha256:
                 old_templates = store.templates(binding)
             elif add:
-                result.error = (
+                report.error = (
                     f"the gallery was enrolled with another model ({bound.name}, sha256 {bound.sha256[:12]}; now {binding.name}, "
                     f"sha256 {binding.sha256[:12]}), so --add cannot keep its people: re-enrol everyone with `clockface enroll DIR` "
                     "(without --add) from a folder of all staff photos"
                 )
-                return result
+                return
             else:
-                result.notes.append(
+                report.notes.append(
                     f"the previous gallery was made by another model ({bound.name}); everyone is re-enrolled from these photos"
                 )
                 old_records = {}
         except (GalleryError, KeyError) as exc:
             if add:
-                result.error = f"the existing gallery cannot be read ({exc}); re-enrol everyone with `clockface enroll DIR` (without --add)"
-                return result
-            result.notes.append(f"the previous gallery could not be read ({exc}); it is replaced")
+                report.error = f"the existing gallery cannot be read ({exc}); re-enrol everyone with `clockface enroll DIR` (without --add)"
+                return
+            report.notes.append(f"the previous gallery could not be read ({exc}); it is replaced")
             old_records = {}
 
     try:
         photos, skipped = collect_photos(images_dir, IMAGE_SUFFIXES)
     except OSError as exc:
-        result.error = f"cannot list {images_dir}: {exc.strerror or exc}"
-        return result
+        report.error = f"cannot list {images_dir}: {exc.strerror or exc}"
+        return
     people_list: PeopleList = read_people_csv(find_people_csv(images_dir))
-    result.problems.extend(people_list.problems)
+    report.problems.extend(people_list.problems)
 
     # One spelling per person (the first file's), so anna_smith.jpg and Anna_Smith_2.jpg are one person.
     spelling: dict[str, str] = {}
@@ -151,14 +166,13 @@ def enrol_folder(
         old_by_key[person_key(t.person)].append(t)
     staying = [t for t in old_templates if add and person_key(t.person) not in spelling]
     reviewed, look_alikes = review_photos(examined, metric, threshold, rules, others=staying, root=images_dir)
-    result.results = reviewed + skipped_results(skipped)
-    result.look_alikes = look_alikes
+    report.photos = [_photo_line(r, images_dir) for r in reviewed + skipped_results(skipped)]
 
     # The new gallery.
     new_templates: list[Template] = []
     kept_templates: list[Template] = []
     records: dict[str, PersonRecord] = {}
-    roster: list[RosterEntry] = []
+    roster: list[PersonLine] = []
     old_names = {person_key(name): name for name in old_records}
     for key, name in spelling.items():
         mine = [
@@ -176,13 +190,13 @@ def enrol_folder(
         if mine:
             new_templates.extend(mine)
             records[name] = PersonRecord(None, employee_id)
-            roster.append(RosterEntry(name, Status.UPDATED if old_name else Status.ENROLLED, len(mine), employee_id))
+            roster.append(PersonLine(name, Status.UPDATED if old_name else Status.ENROLLED, len(mine), employee_id))
         elif old_by_key.get(key):
             kept = [dataclasses.replace(t, person=name) for t in old_by_key[key]]
             kept_templates.extend(kept)
             records[name] = PersonRecord(old_record.enrolled_at if old_record else None, employee_id)
             roster.append(
-                RosterEntry(
+                PersonLine(
                     name, Status.KEPT, len(kept), employee_id, "no usable photo in this folder: previous enrolment kept"
                 )
             )
@@ -191,15 +205,15 @@ def enrol_folder(
                 for r in reviewed
                 if person_key(r.person) == key
             )
-            result.problems.append(f"{name}: no usable photo ({why}), the previous enrolment is kept")
+            report.problems.append(f"{name}: no usable photo ({why}), the previous enrolment is kept")
         else:
-            roster.append(RosterEntry(name, Status.NOT_ENROLLED, 0, employee_id, "no usable photo"))
+            roster.append(PersonLine(name, Status.NOT_ENROLLED, 0, employee_id, "no usable photo"))
             why = "; ".join(
                 f"{relative_name(r.path, images_dir)}: {r.outcome.value}"
                 for r in reviewed
                 if person_key(r.person) == key
             )
-            result.problems.append(f"{name}: NOT ENROLLED, no usable photo ({why})")
+            report.problems.append(f"{name}: NOT ENROLLED, no usable photo ({why})")
     for key, templates in old_by_key.items():
         if key in spelling:
             continue
@@ -209,89 +223,38 @@ def enrol_folder(
         if add:
             kept_templates.extend(templates)
             records[name] = PersonRecord(old_record.enrolled_at, employee_id)
-            roster.append(RosterEntry(name, Status.KEPT, len(templates), employee_id))
+            roster.append(PersonLine(name, Status.KEPT, len(templates), employee_id))
         else:
-            roster.append(RosterEntry(name, Status.REMOVED, 0, old_record.employee_id, "not in this folder"))
+            roster.append(PersonLine(name, Status.REMOVED, 0, old_record.employee_id, "not in this folder"))
     for key, name in people_list.names.items():
         if key not in spelling and key not in old_by_key:
-            result.problems.append(f"people.csv lists {name}, but there is no photo of them")
-    result.roster = sorted(roster, key=lambda e: (e.status is Status.REMOVED, person_key(e.name)))
+            report.problems.append(f"people.csv lists {name}, but there is no photo of them")
+    report.roster = sorted(roster, key=lambda e: (e.status is Status.REMOVED, person_key(e.name)))
 
-    for r in result.results:
-        if r.ok and r.warnings:
-            result.problems.extend(
-                f"{relative_name(r.path, images_dir)}: {w}" for w in r.warnings if "looks like" not in w
-            )
+    for line in report.photos:
+        if line.enrolled and line.warnings:
+            report.problems.extend(f"{line.file}: {w}" for w in line.warnings if "looks like" not in w)
     for pair in look_alikes:
-        result.problems.append(
+        report.problems.append(
             f"{pair.a} and {pair.b} look like the same person ({pair.photo_a} / {pair.photo_b}, distance {pair.distance:.2f}, "
             f"threshold {threshold:g}): check the photos are named right"
         )
 
     final = kept_templates + new_templates
-    result.closest = closest_pair(final, metric, threshold)
+    _closest_into(report, closest_pair(final, metric, threshold), look_alikes)
     if not new_templates:
-        result.error = (
+        report.error = (
             "no usable photo in this folder, so the gallery was left unchanged"
             if photos
             else f"no photos found in {images_dir}, so the gallery was left unchanged"
         )
-        return result
+        return
     if not write:
-        result.notes.append("check only: the gallery was not changed")
-        return result
+        report.notes.append("check only: the gallery was not changed")
+        return
     try:
         write_gallery(gallery_path, binding, new_templates, keep=kept_templates, people=records)
     except (GalleryError, OSError) as exc:
-        result.error = f"the gallery could not be written, the previous one stays in force: {exc}"
-        return result
-    result.written = True
-    return result
-
-
-def _advice_is_news(result: EnrolmentResult) -> bool:
-    """A confusable closest pair belongs under "to check", unless it is already there as a look-alike pair."""
-    c = result.closest
-    return c is not None and c.confused and not any({p.a, p.b} == {c.a, c.b} for p in result.look_alikes)
-
-
-def to_report(result: EnrolmentResult, when: datetime | None = None) -> EnrolmentReport:
-    """The plain report (gallery/report.py) of an enrolment: no embeddings in it."""
-    from datetime import datetime
-
-    from gallery.report import EnrolmentReport, PersonLine, PhotoLine
-
-    photos = [
-        PhotoLine(
-            file=relative_name(r.path, result.images_dir),
-            person=r.person,
-            outcome=r.outcome.value,
-            detail=r.detail,
-            warnings=r.warnings,
-            enrolled=r.ok,
-            face_px=None if r.face_px is None else round(float(r.face_px), 1),
-            sharpness=None if r.sharpness is None else round(r.sharpness, 1),
-            brightness=None if r.brightness is None else round(r.brightness, 1),
-        )
-        for r in result.results
-    ]
-    roster = [PersonLine(e.name, e.status.value, e.photos, e.employee_id, e.note) for e in result.roster]
-    closest = dataclasses.asdict(result.closest) | {"confused": result.closest.confused} if result.closest else None
-    return EnrolmentReport(
-        when=when or datetime.now().astimezone(),
-        source=str(result.images_dir),
-        gallery=str(result.gallery),
-        mode=result.mode,
-        model=result.model,
-        metric=result.metric,
-        threshold=result.threshold,
-        written=result.written,
-        error=result.error,
-        photos=photos,
-        roster=roster,
-        problems=list(result.problems)
-        + ([result.closest.advice()] if result.closest and _advice_is_news(result) else []),
-        notes=list(result.notes),
-        advice=result.closest.advice() if result.closest else None,
-        closest=closest,
-    )
+        report.error = f"the gallery could not be written, the previous one stays in force: {exc}"
+        return
+    report.written = True

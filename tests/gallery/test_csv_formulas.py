@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from device.cli.gallery import gallery
 from device.config import parse_config
-from gallery.report import REPORT_CSV, EnrolmentReport, PersonLine, PhotoLine, write_report
+from gallery.report import REPORT_CSV, EnrolmentReport, PersonLine, PhotoLine, Status, write_report
 from gallery.store import ModelBinding, PersonRecord, Template, write_gallery
 
 FILE = '=HYPERLINK("http:__x")_cmd.jpg'
@@ -30,7 +30,7 @@ def test_stick_report_csv_quotes_formula_file_names_and_ids(tmp_path):
         threshold=0.4,
         written=True,
         photos=[PhotoLine(FILE, NAME, "enrolled", "-1 face", enrolled=True, face_px=180.0, brightness=120.0)],
-        roster=[PersonLine(NAME, "enrolled", 1, EMPLOYEE_ID)],
+        roster=[PersonLine(NAME, Status.ENROLLED, 1, EMPLOYEE_ID)],
     )
     _files, error = write_report(tmp_path, report)
     assert error is None

@@ -140,6 +140,31 @@ def test_crash_while_examining_photos_leaves_the_old_gallery_and_says_so_on_the_
     assert "GALLERY NOT CHANGED: enrolment failed, the previous gallery stays in force: out of memory" in text
 
 
+def test_enrol_folder_returns_the_report_the_cli_prints(tmp_path, config):
+    """One model of an enrolment: enrol_folder's own answer is the report, the same
+    value (but the time) as `clockface enroll --json` prints, with typed statuses."""
+    from device.enrolment.folder import enrol_folder
+    from gallery.report import EnrolmentReport, Status, render_csv, render_text
+
+    invoke(enroll, [make_stick(tmp_path / "a", {"joe_biden.jpg": "joe_biden/1.jpg"}) / "images"], config)
+    images = make_stick(tmp_path / "b", {**TEAM, "nobody.png": "_noface/1.png"}) / "images"
+    report = enrol_folder(images, load_model(config), config.enrol, config.paths.gallery, write=False)
+
+    assert isinstance(report, EnrolmentReport)
+    assert {p.name: p.status for p in report.roster} == {
+        "Barack Obama": Status.ENROLLED,
+        "Joe Biden": Status.UPDATED,
+        "Nobody": Status.NOT_ENROLLED,
+    }
+    assert not report.written and report.notes == ["check only: the gallery was not changed"]
+    code, printed = invoke_json(enroll, [images, "--check"], config)
+    assert code == 0
+    mine = json.loads(json.dumps(report.to_dict(), ensure_ascii=False))
+    assert {k: v for k, v in mine.items() if k != "when"} == {k: v for k, v in printed.items() if k != "when"}
+    assert "Nobody: NOT ENROLLED, no usable photo (nobody.png: no face)" in render_text(report)
+    assert "person,Joe Biden,,updated," in render_csv(report)
+
+
 def test_same_person_under_two_names_is_flagged(tmp_path, config):
     stick = make_stick(
         tmp_path / "s",
