@@ -39,6 +39,7 @@ def event_type_for(first_today: bool, checkout: str) -> str:
 class RecordResult:
     event: AttendanceEvent | None
     reason: str  # "logged", "cooldown", "clock not synchronised", "pending: <error>"
+    previous: AttendanceEvent | None = None  # with "cooldown": the event that started it
 
 
 def clock_is_plausible(now_utc: datetime) -> bool:
@@ -127,7 +128,7 @@ class Recorder:
             )
         last = self._last(person)
         if last is not None and now - last.timestamp_utc < self.cooldown:
-            return RecordResult(None, "cooldown")
+            return RecordResult(None, "cooldown", previous=last)
         local_today = now.astimezone(self.zone).date()
         first_today = last is None or last.timestamp_utc.astimezone(self.zone).date() != local_today
         event = AttendanceEvent(

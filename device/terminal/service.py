@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from device.camera.frames import Frame, FrameSource, SourceError
 from device.camera.sources import open_source
 from device.config import Config
 from device.terminal.assembly import LoadedModel, load_matcher, load_model
+from device.terminal.door import DoorEvent, DoorKind, DoorSignals
 from device.terminal.notify import Notifier
 from device.terminal.recognise import Recogniser, Stats
 from device.terminal.recorder import Recorder, RecordResult
@@ -138,9 +139,15 @@ class Session:
         return new
 
     def handle(
-        self, decisions: list[Decision], outcome: Outcome, on_event: Callable, on_message: Callable[[str], None]
+        self,
+        decisions: list[Decision],
+        outcome: Outcome,
+        on_event: Callable,
+        on_message: Callable[[str], None],
+        door: DoorSignals | None = None,
     ) -> None:
-        """Turn the frame's decisions into attendance (and, if configured, unknown-face) events."""
+        """Turn the frame's decisions into attendance (and, if configured, unknown-face) events,
+        and tell the person at the door what happened."""
         for decision in decisions:
             result = None
             if decision.person is not None:
@@ -155,6 +162,20 @@ class Session:
             elif self.config.recognition.log_unknown:
                 self.recorder.record_unknown(decision.distance)
             outcome.decisions.append((decision, result))
+            if door is not None:
+                door.publish(door_event(decision.person, result, self.recorder.clock()))
+
+
+def door_event(person: str | None, result: RecordResult | None, now: datetime) -> DoorEvent:
+    """What one decision means for the person at the door (pure)."""
+    if person is None or result is None:
+        return DoorEvent(DoorKind.UNKNOWN, now)
+    if result.event is not None:  # written, or kept in memory until the disk takes it
+        kind = DoorKind.CHECKED_OUT if result.event.event_type == "check-out" else DoorKind.CHECKED_IN
+        return DoorEvent(kind, result.event.timestamp_utc, person, event_type=result.event.event_type)
+    if result.reason == "cooldown" and result.previous is not None:
+        return DoorEvent(DoorKind.REPEAT, now, person, previous_at=result.previous.timestamp_utc)
+    return DoorEvent(DoorKind.NOT_LOGGED, now, person, reason=result.reason)
 
 
 def gallery_stamp(path: Path) -> tuple[int, int] | None:
@@ -214,8 +235,11 @@ def run_terminal(
     on_event: Callable[[object], None] = lambda event: None,
     on_message: Callable[[str], None] = lambda text: None,
     max_frames: int | None = None,
+    door: DoorSignals | None = None,
 ) -> Outcome:
-    """Run until the source ends (files), `stop` is set, or `max_frames` frames."""
+    """Run until the source ends (files), `stop` is set, or `max_frames` frames.
+
+    `door` receives one DoorEvent per decision (the kiosk page, chime and LEDs subscribe to it)."""
     started = time.perf_counter()
     source = open_source(source_spec, config.camera.width, config.camera.height)
     outcome = Outcome(source.name)
@@ -264,7 +288,7 @@ def run_terminal(
                 capture_started = time.perf_counter()
                 continue
             session.recogniser.stats.add("capture", time.perf_counter() - capture_started)
-            session.handle(session.recogniser.process(frame.image, frame.index), outcome, on_event, on_message)
+            session.handle(session.recogniser.process(frame.image, frame.index), outcome, on_event, on_message, door)
             outcome.frames += 1
             if outcome.first_frame_seconds is None:
                 outcome.first_frame_seconds = time.perf_counter() - started

@@ -114,3 +114,38 @@ def test_unknown_faces_are_not_logged_unless_configured():
 
     assert parse_config({}, {}).recognition.log_unknown is False
     assert parse_config({"recognition": {"log_unknown": True}}, {}).recognition.log_unknown is True
+
+
+def test_door_event_for_each_outcome():
+    """One decision, one thing said at the door: check-in, check-out, repeat, unknown, not logged."""
+    from datetime import UTC, datetime, timedelta
+
+    from device.terminal.door import DoorKind
+    from device.terminal.recorder import RecordResult
+    from device.terminal.service import door_event
+    from logs.store import AttendanceEvent
+
+    now = datetime(2026, 12, 1, 8, 59, tzinfo=UTC)
+
+    def event(kind: str, at: datetime) -> AttendanceEvent:
+        return AttendanceEvent(
+            person="Anna Smith",
+            event_type=kind,
+            timestamp_utc=at,
+            utc_offset_minutes=0,
+            distance=0.3,
+            source="test",
+            terminal_id="t1",
+        )
+
+    assert door_event(None, None, now).kind is DoorKind.UNKNOWN
+    checked_in = door_event("Anna Smith", RecordResult(event("check-in", now), "logged"), now)
+    assert (checked_in.kind, checked_in.person, checked_in.at) == (DoorKind.CHECKED_IN, "Anna Smith", now)
+    assert door_event("Anna Smith", RecordResult(event("check-out", now), "logged"), now).kind is DoorKind.CHECKED_OUT
+    pending = door_event("Anna Smith", RecordResult(event("check-in", now), "pending: disk full"), now)
+    assert pending.kind is DoorKind.CHECKED_IN  # kept in memory and retried: the person was logged
+    earlier = now - timedelta(minutes=3)
+    repeat = door_event("Anna Smith", RecordResult(None, "cooldown", previous=event("check-in", earlier)), now)
+    assert (repeat.kind, repeat.previous_at) == (DoorKind.REPEAT, earlier)
+    clock = door_event("Anna Smith", RecordResult(None, "clock not synchronised (...)"), now)
+    assert clock.kind is DoorKind.NOT_LOGGED and clock.reason.startswith("clock")
