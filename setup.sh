@@ -53,10 +53,23 @@ ensure_venv_support() {
   fi
 }
 
+ensure_shellcheck() {
+  # tests/test_lint.py lints every shell script; in CI (CI=true) a missing linter
+  # fails the run. Install it where we can (root with apt), else say so once.
+  command -v shellcheck >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing shellcheck (for the shell-script lint test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+  else
+    say "shellcheck not found: the shell-script lint test will be skipped (sudo apt install shellcheck)"
+  fi
+}
+
 dev_setup() {
   local py
   py=$(find_python) || die "Python 3.11 or newer is needed (sudo apt install python3 python3-venv)"
   ensure_venv_support "$py"
+  ensure_shellcheck
   if [ ! -x .venv/bin/python ]; then
     say "creating .venv with $py"
     "$py" -m venv .venv
@@ -91,7 +104,9 @@ dev_setup() {
 case "$MODE" in
   dev) dev_setup ;;
   device)
-    [ -f "$ROOT/systemd/install-device.sh" ] || die "device installer missing: systemd/install-device.sh"
-    exec bash "$ROOT/systemd/install-device.sh" "$UNINSTALL" "$PURGE"
+    flags=()
+    [ "$UNINSTALL" = 1 ] && flags+=(--uninstall)
+    [ "$PURGE" = 1 ] && flags+=(--purge-data)
+    exec bash "$ROOT/systemd/install-device.sh" "${flags[@]}"
     ;;
 esac
