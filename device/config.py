@@ -40,6 +40,7 @@ from msgspec import Meta
 
 from device import paths as default_paths
 from device.enrolment.photo_rules import EnrolRules
+from device.terminal.kiosk import KioskSettings
 from device.terminal.preview import PreviewSettings
 from device.terminal.recorder import Checkout
 from device.vision.detect import DetectionSettings
@@ -123,6 +124,7 @@ class Config:
     recognition: RecognitionSettings = field(default_factory=RecognitionSettings)
     enrol: EnrolRules = field(default_factory=EnrolRules)
     preview: PreviewSettings = field(default_factory=PreviewSettings)
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
     logs: LogsSettings = field(default_factory=LogsSettings)
     source_file: Path | None = None  # where this config came from (None: defaults only)
 
@@ -136,6 +138,7 @@ class Config:
             ("recognition", self.recognition),
             ("enrol", self.enrol),
             ("preview", self.preview),
+            ("kiosk", self.kiosk),
         ):
             out[name] = {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
         out["paths"].update(gallery_db=str(self.paths.gallery), attendance_db=str(self.paths.attendance))
@@ -154,6 +157,7 @@ SECTIONS: dict[str, type] = {
     "recognition": RecognitionSettings,
     "enrol": EnrolRules,
     "preview": PreviewSettings,
+    "kiosk": KioskSettings,
     "logs": LogsSettings,
     "web": WebSettings,
 }
@@ -321,6 +325,7 @@ def _parse(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Path | N
         recognition=_section(RecognitionSettings, "recognition", doc.get("recognition", {})),
         enrol=_section(EnrolRules, "enrol", doc.get("enrol", {})),
         preview=_section(PreviewSettings, "preview", doc.get("preview", {})),
+        kiosk=_section(KioskSettings, "kiosk", doc.get("kiosk", {})),
         logs=logs,
         source_file=source_file,
     )

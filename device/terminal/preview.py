@@ -2,7 +2,9 @@
 
 Off by default. Frames are annotated and JPEG-encoded only while someone is
 watching, at most `fps` times a second, so an idle preview costs nothing. The
-page shows what the camera sees right now and nothing is stored.
+page shows what the camera sees right now and nothing is stored. The kiosk
+page (device/terminal/kiosk.py) shows the same :class:`FrameFeed`, so a
+terminal serving both encodes each frame once.
 """
 
 from __future__ import annotations
@@ -58,41 +60,19 @@ def annotate(image: np.ndarray, tracks: list[Track]) -> np.ndarray:
     return out
 
 
-class PreviewServer:
-    def __init__(self, settings: PreviewSettings) -> None:
-        self.settings = settings
+class FrameFeed:
+    """Annotated frames as MJPEG for whoever watches: the preview and the kiosk page share one.
+
+    The loop calls :meth:`publish` after every frame; a frame is annotated and
+    encoded only while a browser is connected, at most `fps` times a second.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
         self._jpeg: bytes | None = None
         self._cond = threading.Condition()
         self._watchers = 0
         self._last = 0.0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # quiet: the journal is for attendance
-                pass
-
-            def do_GET(self) -> None:
-                if self.path == "/":
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html; charset=utf-8")
-                    self.send_header("Content-Length", str(len(PAGE)))
-                    self.end_headers()
-                    self.wfile.write(PAGE)
-                elif self.path == "/stream":
-                    server._stream(self)
-                else:
-                    self.send_error(404)
-
-        self._httpd = ThreadingHTTPServer((settings.host, settings.port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="preview", daemon=True)
-        self._thread.start()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._httpd.server_address[:2]
-        assert isinstance(host, str), "an AF_INET server's address is (host, port)"
-        return host, port
 
     @property
     def watched(self) -> bool:
@@ -101,7 +81,7 @@ class PreviewServer:
     def publish(self, image: np.ndarray, tracks: list[Track]) -> None:
         """Called from the processing loop after each frame; cheap when nobody watches."""
         now = time.monotonic()
-        if not self.watched or now - self._last < 1.0 / self.settings.fps:
+        if not self.watched or now - self._last < 1.0 / self.fps:
             return
         self._last = now
         ok, buf = cv2.imencode(".jpg", annotate(image, tracks), [cv2.IMWRITE_JPEG_QUALITY, 75])
@@ -114,7 +94,8 @@ class PreviewServer:
         """Has a frame other than `sent` been published? (Called with the condition held.)"""
         return self._jpeg is not sent
 
-    def _stream(self, handler: BaseHTTPRequestHandler) -> None:
+    def stream(self, handler: BaseHTTPRequestHandler) -> None:
+        """Serve multipart MJPEG on `handler` until the browser goes away."""
         handler.send_response(200)
         handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
         handler.send_header("Cache-Control", "no-store")
@@ -145,6 +126,47 @@ class PreviewServer:
         finally:
             with self._cond:
                 self._watchers -= 1
+
+
+class PreviewServer:
+    def __init__(self, settings: PreviewSettings, feed: FrameFeed | None = None) -> None:
+        self.settings = settings
+        self.feed = feed or FrameFeed(settings.fps)
+        feed_ = self.feed
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet: the journal is for attendance
+                pass
+
+            def do_GET(self) -> None:
+                if self.path == "/":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(PAGE)))
+                    self.end_headers()
+                    self.wfile.write(PAGE)
+                elif self.path == "/stream":
+                    feed_.stream(self)
+                else:
+                    self.send_error(404)
+
+        self._httpd = ThreadingHTTPServer((settings.host, settings.port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="preview", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str), "an AF_INET server's address is (host, port)"
+        return host, port
+
+    @property
+    def watched(self) -> bool:
+        return self.feed.watched
+
+    def publish(self, image: np.ndarray, tracks: list[Track]) -> None:
+        self.feed.publish(image, tracks)
 
     def close(self) -> None:
         self._httpd.shutdown()

@@ -5,6 +5,10 @@ newest frame, so processing never works through a backlog. The watchdog is
 pinged from this loop (never a side thread), so a wedged loop gets the
 process restarted. SIGTERM finishes the current frame and closes the
 databases; SIGHUP (or a new gallery file) reloads config and gallery.
+
+Why one module over 300 lines: it is the loop and what the loop alone knows
+(sessions across reloads, the camera reconnect, the status banners); the
+pages it feeds are in preview.py and kiosk.py.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from device.camera.frames import Frame, FrameSource, SourceError
 from device.camera.sources import open_source
 from device.config import Config
 from device.terminal.assembly import LoadedModel, load_matcher, load_model
-from device.terminal.door import DoorEvent, DoorKind, DoorSignals
+from device.terminal.door import DoorEvent, DoorKind, DoorSignals, TerminalStatus
 from device.terminal.notify import Notifier
 from device.terminal.recognise import Recogniser, Stats
-from device.terminal.recorder import Recorder, RecordResult
+from device.terminal.recorder import Recorder, RecordResult, clock_is_plausible
 from device.terminal.tracking import Decision, TrackerSettings
 from logs.store import AttendanceStore
 
@@ -178,6 +182,17 @@ def door_event(person: str | None, result: RecordResult | None, now: datetime) -
     return DoorEvent(DoorKind.NOT_LOGGED, now, person, reason=result.reason)
 
 
+def terminal_status(session: Session, camera_lost: bool) -> TerminalStatus:
+    """What staff must know now, from what the loop knows: the camera reconnect
+    loop, the gallery, the recorder's clock check and its events waiting for the disk."""
+    return TerminalStatus(
+        camera_lost=camera_lost,
+        no_gallery=session.people == 0,
+        clock_unsynchronised=not clock_is_plausible(session.recorder.clock()),
+        disk_full=bool(session.recorder.pending),
+    )
+
+
 def gallery_stamp(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -187,10 +202,16 @@ def gallery_stamp(path: Path) -> tuple[int, int] | None:
 
 
 def _live_frames(
-    spec: str, config: Config, first: FrameSource, stop: threading.Event, report: Callable[[str], None]
+    spec: str,
+    config: Config,
+    first: FrameSource,
+    stop: threading.Event,
+    report: Callable[[str], None],
+    camera_ok: Callable[[bool], None] = lambda ok: None,
 ) -> Iterator[Frame | None]:
     """Newest frames from a camera; reopen it with back-off when it vanishes.
-    Yields None while waiting, so the caller's loop keeps its watchdog alive."""
+    Yields None while waiting, so the caller's loop keeps its watchdog alive.
+    `camera_ok(False)` when it is lost, `camera_ok(True)` when it is back."""
     source: FrameSource | None = first
     attempt = 0
     while not stop.is_set():
@@ -203,6 +224,7 @@ def _live_frames(
             try:
                 source = open_source(spec, config.camera.width, config.camera.height)
                 report(f"{source.name}: reconnected")
+                camera_ok(True)
                 attempt = 0
             except SourceError as exc:
                 attempt += 1
@@ -221,6 +243,7 @@ def _live_frames(
         if stop.is_set():
             return
         report(reader.error or f"{source.name}: camera stopped delivering frames")
+        camera_ok(False)
         source = None
         attempt += 1
 
@@ -239,28 +262,43 @@ def run_terminal(
 ) -> Outcome:
     """Run until the source ends (files), `stop` is set, or `max_frames` frames.
 
-    `door` receives one DoorEvent per decision (the kiosk page, chime and LEDs subscribe to it)."""
+    `door` receives one DoorEvent per decision (the kiosk page, chime and LEDs subscribe to it)
+    and the TerminalStatus banners; with the kiosk enabled it is created if not given."""
     started = time.perf_counter()
     source = open_source(source_spec, config.camera.width, config.camera.height)
     outcome = Outcome(source.name)
     store = AttendanceStore(config.paths.attendance)
-    preview = None
+    screens = None
+    camera_lost = False
     try:
-        if config.preview.enabled:
-            from device.terminal.preview import PreviewServer
+        if config.preview.enabled or config.kiosk.enabled:
+            from device.terminal.kiosk import open_screens
 
-            preview = PreviewServer(config.preview)
-            host, port = preview.address
-            on_message(f"camera preview on http://{host}:{port}/")
+            if config.kiosk.enabled and door is None:
+                door = DoorSignals()
+            screens = open_screens(config.preview, config.kiosk, config.logs.zone, door, on_message)
         recorder = make_recorder(config, store, source.name)
         session = Session(config, recorder)
+
+        def publish_status() -> None:
+            if door is not None:
+                door.set_status(terminal_status(session, camera_lost))
+
+        def camera_ok(ok: bool) -> None:
+            nonlocal camera_lost
+            camera_lost = not ok
+            publish_status()
+
+        publish_status()
         outcome.startup_seconds = time.perf_counter() - started
         notifier.ready(f"recognising {session.people} people from {source.name}")
         if session.people == 0:
             on_message(
                 f"no one enrolled yet ({config.paths.gallery}): enrol with `clockface enroll DIR` or a USB stick; the gallery is picked up when it appears"
             )
-        frames = _live_frames(source_spec, config, source, stop, on_message) if source.live else source.frames()
+        frames = (
+            _live_frames(source_spec, config, source, stop, on_message, camera_ok) if source.live else source.frames()
+        )
         last_ping = last_status = last_check = time.monotonic()
         capture_started = time.perf_counter()
         for frame in frames:
@@ -278,22 +316,29 @@ def run_terminal(
                     for event in recorder.flush():
                         outcome.logged.append(event)
                         on_event(event)
+                publish_status()
             if reload.is_set():
                 reload.clear()
                 config = reload_config() if reload_config is not None else config
                 session = session.reloaded(config)
+                if screens is not None and screens.kiosk is not None:
+                    screens.kiosk.zone = config.logs.zone
                 outcome.reloads += 1
                 on_message(f"reloaded: {session.people} people in the gallery")
+                publish_status()
             if frame is None:
                 capture_started = time.perf_counter()
                 continue
             session.recogniser.stats.add("capture", time.perf_counter() - capture_started)
-            session.handle(session.recogniser.process(frame.image, frame.index), outcome, on_event, on_message, door)
+            decisions = session.recogniser.process(frame.image, frame.index)
+            session.handle(decisions, outcome, on_event, on_message, door)
+            if decisions:
+                publish_status()  # a clock refusal or a full disk shows at once
             outcome.frames += 1
             if outcome.first_frame_seconds is None:
                 outcome.first_frame_seconds = time.perf_counter() - started
-            if preview is not None:
-                preview.publish(frame.image, list(session.recogniser.tracker.tracks.values()))
+            if screens is not None:
+                screens.feed.publish(frame.image, list(session.recogniser.tracker.tracks.values()))
             if now - last_status >= 5.0:
                 last_status = now
                 elapsed = max(time.perf_counter() - started, 1e-9)
@@ -309,8 +354,8 @@ def run_terminal(
                     f"{len(recorder.pending)} attendance event(s) could not be saved: {recorder.last_error}"
                 )
     finally:
-        if preview is not None:
-            preview.close()
+        if screens is not None:
+            screens.close()
         notifier.stopping()
         source.close()
         store.close()
