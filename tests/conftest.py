@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -66,6 +68,39 @@ def dlib_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         skip_unless_ci(f"dlib model source not installed: {result.output.strip()}")
     assert result.exit_code == 0, result.output
     return out / "dlib-resnet-v1.tflite"
+
+
+# Debian's chromium driven by Playwright with executable_path (`playwright install` is never needed).
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium; installed with apt-get as root under CI=true, else the test is skipped."""
+    require("playwright.sync_api", "pip install -e '.[test]'")
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.geteuid() == 0 and os.environ.get("CI") == "true":
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update"], check=True, env=env, capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, env=env, capture_output=True, timeout=1200)
+        found = shutil.which("chromium")
+        if found:
+            return found
+        pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
+    skip_unless_ci(
+        "Debian's chromium is not installed (apt-get install chromium; installed automatically as root with CI=true)"
+    )
 
 
 def make_config(data_dir: Path, model: Path, **sections: dict):

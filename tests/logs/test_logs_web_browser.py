@@ -1,9 +1,7 @@
 """End to end: `clockface web` in a subprocess, driven by headless Chromium.
 
-Uses Debian's ``chromium`` through Playwright's Python package with
-``executable_path`` (``playwright install`` is never needed). When Chromium
-is missing, the fixture installs it with apt-get if running as root under
-``CI=true``; otherwise the test is skipped with the reason.
+Uses Debian's ``chromium`` through Playwright's Python package (the
+``chromium`` fixture in tests/conftest.py, shared with the kiosk page's test).
 """
 
 from __future__ import annotations
@@ -23,42 +21,13 @@ import pytest
 from logs_helpers import LONDON, event, local
 
 from logs.store import AttendanceStore
-from tests.conftest import require, skip_unless_ci
+from tests.conftest import CHROMIUM_FLAGS
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = REPO / "docs" / "web-view.png"
 PASSWORD = "correct horse battery"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    require("playwright.sync_api", "pip install -e '.[test]'")
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.geteuid() == 0 and os.environ.get("CI") == "true":
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=True, env=env, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, env=env, capture_output=True, timeout=1200)
-        found = shutil.which("chromium")
-        if found:
-            return found
-        pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
-    skip_unless_ci(
-        "Debian's chromium is not installed (apt-get install chromium; installed automatically as root with CI=true)"
-    )
 
 
 def free_port() -> int:
