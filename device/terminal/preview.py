@@ -44,9 +44,21 @@ class PreviewSettings:
             )
 
 
-def annotate(image: np.ndarray, tracks: list[Track]) -> np.ndarray:
+def seen_in(tracks: list[Track], frame_index: int) -> list[Track]:
+    """The tracks detected in frame `frame_index`.
+
+    The tracker keeps a track alive for a few frames without a detection (so a
+    blink or a missed detection does not start a new track and a new vote), but
+    its box is where the face *was*: drawing it would leave a stale box beside
+    the face's current one.
+    """
+    return [track for track in tracks if track.last_frame == frame_index]
+
+
+def annotate(image: np.ndarray, tracks: list[Track], frame_index: int) -> np.ndarray:
+    """`image` with a box and label for each track seen in it (frame `frame_index`)."""
     out = image.copy()
-    for track in tracks:
+    for track in seen_in(tracks, frame_index):
         b = track.box
         if track.decision is None:
             colour, label = (0, 191, 255), "..."
@@ -78,13 +90,13 @@ class FrameFeed:
     def watched(self) -> bool:
         return self._watchers > 0
 
-    def publish(self, image: np.ndarray, tracks: list[Track]) -> None:
-        """Called from the processing loop after each frame; cheap when nobody watches."""
+    def publish(self, image: np.ndarray, tracks: list[Track], frame_index: int) -> None:
+        """Called from the processing loop after each frame (`frame_index`); cheap when nobody watches."""
         now = time.monotonic()
         if not self.watched or now - self._last < 1.0 / self.fps:
             return
         self._last = now
-        ok, buf = cv2.imencode(".jpg", annotate(image, tracks), [cv2.IMWRITE_JPEG_QUALITY, 75])
+        ok, buf = cv2.imencode(".jpg", annotate(image, tracks, frame_index), [cv2.IMWRITE_JPEG_QUALITY, 75])
         if ok:
             with self._cond:
                 self._jpeg = buf.tobytes()
@@ -165,8 +177,8 @@ class PreviewServer:
     def watched(self) -> bool:
         return self.feed.watched
 
-    def publish(self, image: np.ndarray, tracks: list[Track]) -> None:
-        self.feed.publish(image, tracks)
+    def publish(self, image: np.ndarray, tracks: list[Track], frame_index: int) -> None:
+        self.feed.publish(image, tracks, frame_index)
 
     def close(self) -> None:
         self._httpd.shutdown()

@@ -338,7 +338,7 @@ def run_terminal(
             if outcome.first_frame_seconds is None:
                 outcome.first_frame_seconds = time.perf_counter() - started
             if screens is not None:
-                screens.feed.publish(frame.image, list(session.recogniser.tracker.tracks.values()))
+                screens.feed.publish(frame.image, list(session.recogniser.tracker.tracks.values()), frame.index)
             if now - last_status >= 5.0:
                 last_status = now
                 elapsed = max(time.perf_counter() - started, 1e-9)
