@@ -23,7 +23,7 @@ import numpy as np
 from device.camera.images import read_image
 from device.config import Config
 from device.enrolment.photo_rules import examine_photo
-from device.terminal.assembly import SetupError, load_model
+from device.terminal.assembly import LoadedModel, SetupError, load_model
 from device.terminal.notify import Notifier
 from device.terminal.service import run_terminal
 from gallery.layout import Photo
@@ -99,6 +99,20 @@ def write_clip(photo_bgr: np.ndarray, path: Path) -> int:
     return frames
 
 
+def enrol_astronaut(config: Config, model: LoadedModel, photo: Path) -> str:
+    """Write a gallery of one (Eileen Collins, from `photo`) at ``config.paths.gallery``.
+
+    The same photo rules as ``clockface enroll``; shared with
+    docs/make_kiosk_screenshot.py, whose screenshot must show only
+    public-domain imagery. Returns the line saying what was enrolled.
+    """
+    enrolled = examine_photo(Photo(DEMO_PERSON, photo), model.pipeline, config.enrol)
+    if not enrolled.ok:
+        raise DemoError(f"could not enrol the demo photo: {enrolled.outcome.value} ({enrolled.detail})")
+    write_gallery(config.paths.gallery, model.binding, [Template(DEMO_PERSON, photo.name, enrolled.vector)])
+    return f"enrolled   {DEMO_PERSON} from {photo.name} ({enrolled.detail}) with model {model.card.name}"
+
+
 def run_demo(config: Config, data_dir: Path | None = None) -> DemoResult:
     result = DemoResult()
     photo = astronaut_photo()
@@ -115,13 +129,7 @@ def run_demo(config: Config, data_dir: Path | None = None) -> DemoResult:
                 config.paths, gallery_db=work / "demo-gallery.db", attendance_db=work / "demo-attendance.db"
             ),
         )
-        enrolled = examine_photo(Photo(DEMO_PERSON, photo), model.pipeline, config.enrol)
-        if not enrolled.ok:
-            raise DemoError(f"could not enrol the demo photo: {enrolled.outcome.value} ({enrolled.detail})")
-        write_gallery(demo_config.paths.gallery, model.binding, [Template(DEMO_PERSON, photo.name, enrolled.vector)])
-        result.lines.append(
-            f"enrolled   {DEMO_PERSON} from {photo.name} ({enrolled.detail}) with model {model.card.name}"
-        )
+        result.lines.append(enrol_astronaut(demo_config, model, photo))
         clip = work / "demo-entrance.avi"
         frames = write_clip(read_image(photo), clip)
         result.lines.append(f"clip       {clip.name}: {frames} frames, {CLIP_SIZE[0]}x{CLIP_SIZE[1]}")
