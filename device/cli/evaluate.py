@@ -12,7 +12,16 @@ from device.cli.context import config_of
 from device.errors import ClockfaceCommand
 
 
-def report_lines(model_name: str, metric: str, report) -> list[str]:
+def curve_lines(report) -> list[str]:
+    """The TAR-at-FAR curve as lines (pure): one per strict FAR bound."""
+    lines = []
+    for point in report.curve:
+        t = "-" if point.threshold is None else f"{point.threshold:.3f}"
+        lines.append(f"TAR at FAR<={point.max_far:.0%}".ljust(19) + f"{point.true_accept_rate:.3f} (threshold {t})")
+    return lines
+
+
+def report_lines(model_name: str, metric: str, report, curve: bool = False) -> list[str]:
     """The human form of an evaluation report (pure)."""
     g = report.genuine_outcomes
     best = "-" if report.best_threshold_far_1pct is None else f"{report.best_threshold_far_1pct:.3f}"
@@ -28,6 +37,10 @@ def report_lines(model_name: str, metric: str, report) -> list[str]:
         f"TAR at FAR<=1%     {report.tar_at_far_1pct:.3f} (threshold {best})",
         f"seconds per image  {report.seconds_per_image:.3f}",
     ]
+    if report.enrol_photos != 1 or report.templates != "nearest":
+        lines.insert(2, f"enrolment          {report.enrol_photos} photo(s) per person, templates: {report.templates}")
+    if curve:
+        lines += curve_lines(report)
     lines += [f"  enrolment failure: {failure}" for failure in report.enrolment_failures]
     return lines
 
@@ -35,9 +48,32 @@ def report_lines(model_name: str, metric: str, report) -> list[str]:
 @click.command("eval", cls=ClockfaceCommand)
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--threshold", type=float, help="Override the model's threshold.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (it always carries the curve).")
+@click.option("--curve", is_flag=True, help="Also print TAR at FAR 0, 1, 2, 5% and their thresholds.")
+@click.option(
+    "--enrol-photos",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Enrol each person from their first K photos (people with more than K photos; the rest are probes).",
+)
+@click.option(
+    "--templates",
+    type=click.Choice(["nearest", "mean"]),
+    default="nearest",
+    show_default=True,
+    help="With several enrolment photos: match the nearest one, or their mean.",
+)
 @click.pass_context
-def eval_command(ctx: click.Context, folder: Path, threshold: float | None, as_json: bool) -> None:
+def eval_command(
+    ctx: click.Context,
+    folder: Path,
+    threshold: float | None,
+    as_json: bool,
+    curve: bool,
+    enrol_photos: int,
+    templates: str,
+) -> None:
     """Measure recognition accuracy on FOLDER/<person>/<photos> (notes/eval-protocol.md)."""
     from tqdm import tqdm
 
@@ -55,8 +91,10 @@ def eval_command(ctx: click.Context, folder: Path, threshold: float | None, as_j
             threshold if threshold is not None else model.threshold,
             config.enrol,
             progress=lambda _: bar.update(),
+            enrol_photos=enrol_photos,
+            templates="mean" if templates == "mean" else "nearest",
         )
     if as_json:
         click.echo(json.dumps({"model": model.card.name, **report.to_dict()}, indent=2))
         return
-    click.echo("\n".join(report_lines(model.card.name, model.card.metric, report)))
+    click.echo("\n".join(report_lines(model.card.name, model.card.metric, report, curve=curve)))

@@ -1,12 +1,26 @@
 """`clockface eval` on the real photo set: the accuracy acceptance numbers and the protocol's arithmetic."""
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from device.cli.main import main
-from device.evaluate import Trials, best_threshold, people_folders, score
+from device.evaluate import (
+    CurvePoint,
+    Probe,
+    Trials,
+    best_threshold,
+    collect_trials,
+    combine_templates,
+    people_folders,
+    score,
+    split_person,
+    tar_at_far_curve,
+)
 from tests.conftest import shared_path
 
 
@@ -48,3 +62,55 @@ def test_eval_on_shared_faces_meets_acceptance(tmp_path, dlib_model):
     assert report["false_accept_rate"] <= 0.03
     assert report["genuine_outcomes"]["wrong"] == 0  # a wrong-person record is the worst outcome
     assert report["threshold"] == pytest.approx(0.55)
+
+
+def test_curve_gives_the_best_tar_at_each_far_bound():
+    """Ten impostor trials: FAR 0 must stay below the nearest impostor (0.40),
+    FAR <= 10% may take one in, and a genuine probe at 0.45 is won back."""
+    trials = Trials(
+        genuine=[("ann", 0.2), ("ann", 0.45), ("ann", 0.6)],
+        genuine_truth=["ann", "ann", "ann"],
+        impostor=[0.40, 0.50, *[0.9] * 8],
+    )
+    strict, loose = tar_at_far_curve(trials, (0.0, 0.1))
+    assert strict.max_far == 0.0 and strict.threshold == pytest.approx(0.2) and strict.true_accept_rate == 1 / 3
+    assert loose.threshold == pytest.approx(0.45) and loose.true_accept_rate == 2 / 3
+    assert [p.max_far for p in tar_at_far_curve(trials)] == [0.0, 0.01, 0.02, 0.05]
+
+
+def test_split_person_keeps_the_protocol_for_one_photo_and_needs_more_than_k():
+    files = [Path(f"{i}.jpg") for i in range(4)]
+    assert split_person(files[:3], 1) == (files[:1], files[1:3], True)
+    assert split_person(files[:2], 1) == ([], files[:2], False)  # < 3 photos: a stranger, as the protocol says
+    assert split_person(files[:3], 2) == (files[:2], files[2:3], True)
+    assert split_person(files[:3], 3) == ([], files[:3], False)  # needs more than K photos
+    assert split_person(files, 3) == (files[:3], files[3:], True)
+
+
+def test_mean_template_is_the_mean_direction_at_the_mean_length():
+    a, b = np.array([2.0, 0.0]), np.array([0.0, 4.0])
+    (mean,) = combine_templates([a, b], "mean")
+    np.testing.assert_allclose(mean, 3.0 * np.array([1.0, 1.0]) / np.sqrt(2), rtol=1e-6)
+    assert [v.tolist() for v in combine_templates([a, b], "nearest")] == [a.tolist(), b.tolist()]
+
+
+def test_collect_trials_matches_the_nearest_of_several_templates():
+    """A probe near ann's second photo is matched at that distance, not at the first's;
+    with the mean rule it is measured against the one combined template."""
+    gallery = {"ann": [np.array([0.0, 0.0]), np.array([1.0, 0.0])], "bob": [np.array([0.0, 3.0])]}
+    probes = [Probe("ann", Path("p.jpg"), True, np.array([1.0, 0.1]))]
+    nearest = collect_trials(gallery, probes, "euclidean", "nearest")
+    assert nearest.genuine[0][0] == "ann" and nearest.genuine[0][1] == pytest.approx(0.1, abs=1e-6)
+    mean = collect_trials(gallery, probes, "euclidean", "mean")
+    assert mean.genuine[0][1] == pytest.approx(np.hypot(0.5, 0.1), abs=1e-6)
+    assert nearest.impostor[0] == pytest.approx(np.hypot(1.0, 2.9), abs=1e-6)  # bob, with ann left out
+
+
+def test_curve_lines_print_each_far_point_with_its_threshold():
+    from device.cli.evaluate import curve_lines
+
+    report = SimpleNamespace(curve=[CurvePoint(0.0, 0.412, 0.6), CurvePoint(0.05, None, 0.0)])
+    assert curve_lines(report) == [
+        "TAR at FAR<=0%     0.600 (threshold 0.412)",
+        "TAR at FAR<=5%     0.000 (threshold -)",
+    ]
