@@ -16,14 +16,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from device.camera.images import OPENCV_SUFFIXES, ImageReadError, read_image
 from device.enrolment.photo_rules import EnrolRules, examine_photo
 from device.vision.faces import FacePipeline
-from device.vision.matcher import Matcher, Metric
+from device.vision.matcher import Matcher, Metric, TemplateRule, combine_templates
 from gallery.layout import Photo, display_name
 
 
@@ -36,7 +35,6 @@ class Probe:
 
 
 CURVE_FARS = (0.0, 0.01, 0.02, 0.05)  # the strict points that decide an attendance threshold
-TemplateRule = Literal["nearest", "mean"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class EvalReport:
     images: int
     false_accept_details: list[str] = field(default_factory=list)
     enrol_photos: int = 1
-    templates: str = "nearest"
+    templates: str = "mean"
     curve: list[CurvePoint] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -100,26 +98,8 @@ class Trials:
     impostor: list[float]  # nearest remaining distance (inf = no face)
 
 
-def combine_templates(vectors: list[np.ndarray], rule: TemplateRule) -> list[np.ndarray]:
-    """A person's gallery rows from their enrolment vectors (pure).
-
-    "nearest" keeps every vector (the matcher takes the nearest row per person);
-    "mean" keeps one row, the mean of the unit-normalised vectors scaled back to
-    their mean length, so euclidean distances stay on the model's scale.
-    """
-    if rule == "nearest" or len(vectors) < 2:
-        return list(vectors)
-    if rule != "mean":
-        raise ValueError(f"unknown template rule {rule!r}")
-    stacked = np.stack([np.asarray(v, np.float64).reshape(-1) for v in vectors])
-    norms = np.linalg.norm(stacked, axis=1, keepdims=True)
-    mean = (stacked / np.maximum(norms, 1e-12)).mean(axis=0)
-    mean *= float(norms.mean()) / max(float(np.linalg.norm(mean)), 1e-12)
-    return [mean.astype(np.float32)]
-
-
 def collect_trials(
-    gallery: dict[str, list[np.ndarray]], probes: list[Probe], metric: Metric, templates: TemplateRule = "nearest"
+    gallery: dict[str, list[np.ndarray]], probes: list[Probe], metric: Metric, templates: TemplateRule = "mean"
 ) -> Trials:
     names = [n for n in sorted(gallery) for _ in combine_templates(gallery[n], templates)]
     rows = [v for n in sorted(gallery) for v in combine_templates(gallery[n], templates)]
@@ -196,7 +176,7 @@ def evaluate(
     rules: EnrolRules | None = None,
     progress: Callable[[Path], None] | None = None,
     enrol_photos: int = 1,
-    templates: TemplateRule = "nearest",
+    templates: TemplateRule = "mean",
 ) -> EvalReport:
     if enrol_photos < 1:
         raise ValueError("enrol_photos must be at least 1")

@@ -37,7 +37,7 @@ def report_lines(model_name: str, metric: str, report, curve: bool = False) -> l
         f"TAR at FAR<=1%     {report.tar_at_far_1pct:.3f} (threshold {best})",
         f"seconds per image  {report.seconds_per_image:.3f}",
     ]
-    if report.enrol_photos != 1 or report.templates != "nearest":
+    if report.enrol_photos != 1 or report.templates != "mean":
         lines.insert(2, f"enrolment          {report.enrol_photos} photo(s) per person, templates: {report.templates}")
     if curve:
         lines += curve_lines(report)
@@ -60,9 +60,9 @@ def report_lines(model_name: str, metric: str, report, curve: bool = False) -> l
 @click.option(
     "--templates",
     type=click.Choice(["nearest", "mean"]),
-    default="nearest",
+    default="mean",
     show_default=True,
-    help="With several enrolment photos: match the nearest one, or their mean.",
+    help="With several enrolment photos: match their mean (as the terminal does), or the nearest one.",
 )
 @click.pass_context
 def eval_command(
@@ -92,7 +92,7 @@ def eval_command(
             config.enrol,
             progress=lambda _: bar.update(),
             enrol_photos=enrol_photos,
-            templates="mean" if templates == "mean" else "nearest",
+            templates="nearest" if templates == "nearest" else "mean",
         )
     if as_json:
         click.echo(json.dumps({"model": model.card.name, **report.to_dict()}, indent=2))

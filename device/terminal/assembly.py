@@ -14,7 +14,7 @@ import numpy as np
 from device.config import Config
 from device.vision.embedder import Embedder
 from device.vision.faces import FacePipeline
-from device.vision.matcher import Matcher
+from device.vision.matcher import Matcher, one_row_per_person
 from device.vision.model_card import ModelCard, ModelCardError, load_card
 from gallery.store import GalleryStore, ModelBinding, discard_stale_replacement
 
@@ -64,10 +64,8 @@ def load_matcher(config: Config, model: LoadedModel) -> Matcher:
     if not store.exists():
         return Matcher([], np.zeros((0, model.card.embedding_size), np.float32), model.card.metric, model.threshold)
     templates = store.templates(model.binding)
-    names = [t.person for t in templates]
-    vectors = (
-        np.stack([t.embedding for t in templates])
-        if templates
-        else np.zeros((0, model.card.embedding_size), np.float32)
-    )
+    if not templates:
+        return Matcher([], np.zeros((0, model.card.embedding_size), np.float32), model.card.metric, model.threshold)
+    # Several photos of one person are matched as their mean (device.vision.matcher.combine_templates).
+    names, vectors = one_row_per_person([t.person for t in templates], np.stack([t.embedding for t in templates]))
     return Matcher(names, vectors, model.card.metric, model.threshold)

@@ -15,7 +15,6 @@ from device.evaluate import (
     Trials,
     best_threshold,
     collect_trials,
-    combine_templates,
     people_folders,
     score,
     split_person,
@@ -85,13 +84,6 @@ def test_split_person_keeps_the_protocol_for_one_photo_and_needs_more_than_k():
     assert split_person(files[:3], 2) == (files[:2], files[2:3], True)
     assert split_person(files[:3], 3) == ([], files[:3], False)  # needs more than K photos
     assert split_person(files, 3) == (files[:3], files[3:], True)
-
-
-def test_mean_template_is_the_mean_direction_at_the_mean_length():
-    a, b = np.array([2.0, 0.0]), np.array([0.0, 4.0])
-    (mean,) = combine_templates([a, b], "mean")
-    np.testing.assert_allclose(mean, 3.0 * np.array([1.0, 1.0]) / np.sqrt(2), rtol=1e-6)
-    assert [v.tolist() for v in combine_templates([a, b], "nearest")] == [a.tolist(), b.tolist()]
 
 
 def test_collect_trials_matches_the_nearest_of_several_templates():

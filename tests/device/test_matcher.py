@@ -1,9 +1,11 @@
 """Matching maths on hand-made vectors: pure functions, exact answers."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from device.vision.matcher import Matcher
+from device.vision.matcher import Matcher, combine_templates, one_row_per_person
 
 
 def test_euclidean_nearest_within_threshold():
@@ -54,3 +56,51 @@ def test_empty_gallery_matches_nobody():
 def test_unknown_metric_is_refused():
     with pytest.raises(ValueError):
         Matcher(["a"], np.ones((1, 2)), "manhattan", 1.0)
+
+
+def test_nearest_template_per_person_decides_and_a_far_photo_does_not_hurt():
+    """With a person's rows kept apart (the "nearest" rule) the match is the nearest of
+    their templates: a second, far-away photo of ann costs her nothing."""
+    m = Matcher(["ann", "ann", "bob"], np.array([[0.0, 0.0], [9.0, 9.0], [0.0, 0.8]]), "euclidean", 0.5)
+    hit = m.match(np.array([0.0, 0.3]))
+    assert hit.person == "ann" and hit.distance == pytest.approx(0.3)
+
+
+def test_mean_template_is_the_mean_direction_at_the_mean_length():
+    a, b = np.array([2.0, 0.0]), np.array([0.0, 4.0])
+    (mean,) = combine_templates([a, b], "mean")
+    np.testing.assert_allclose(mean, 3.0 * np.array([1.0, 1.0]) / np.sqrt(2), rtol=1e-6)
+    assert [v.tolist() for v in combine_templates([a, b], "nearest")] == [a.tolist(), b.tolist()]
+    assert combine_templates([a], "mean")[0] is a  # one photo: the template itself
+
+
+def test_one_row_per_person_keeps_order_and_single_photos():
+    names, rows = one_row_per_person(["ann", "ann", "bob"], np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0]], np.float32))
+    assert names == ["ann", "bob"]
+    np.testing.assert_allclose(rows, [[np.sqrt(0.5), np.sqrt(0.5)], [0.0, 2.0]], rtol=1e-6)
+    empty_names, empty = one_row_per_person([], np.zeros((0, 3), np.float32))
+    assert empty_names == [] and empty.shape == (0, 3)
+
+
+def test_the_terminal_matches_the_mean_of_a_persons_photos(tmp_path):
+    """A real gallery file with two photos of ann: `clockface run`'s matcher holds one row for her."""
+    from device.terminal.assembly import load_matcher
+    from gallery.store import ModelBinding, Template, write_gallery
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path / "data", tmp_path / "m.tflite")
+    binding = ModelBinding("m", "0" * 64, 2)
+    write_gallery(
+        config.paths.gallery,
+        binding,
+        [
+            Template("ann", "1.jpg", np.array([1.0, 0.0], np.float32)),
+            Template("ann", "2.jpg", np.array([0.0, 1.0], np.float32)),
+            Template("bob", "1.jpg", np.array([-1.0, 0.0], np.float32)),
+        ],
+    )
+    model = SimpleNamespace(binding=binding, card=SimpleNamespace(embedding_size=2, metric="euclidean"), threshold=0.5)
+    matcher = load_matcher(config, model)
+    assert matcher.names == ["ann", "bob"]
+    # Halfway between ann's photos: 0.29 from their mean, 0.71 from either photo.
+    assert matcher.match(np.array([0.5, 0.5])).distance == pytest.approx(1 - np.sqrt(0.5), abs=1e-6)
