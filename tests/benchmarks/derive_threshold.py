@@ -47,6 +47,7 @@ Not collected by pytest (no test_ prefix). Tables go to docs/results/derive_thre
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import re
 import sys
@@ -167,15 +168,22 @@ def embed_sets(sets: list[Path], pipeline) -> list[Labelled]:
     return photos
 
 
-def load_or_embed(sets: list[Path], model, cache: Path | None) -> list[Labelled]:
-    """Embed every photo, or reuse a cache written by an earlier run with the same model file.
+def front_end_key(model, detection: object) -> str:
+    """What the embeddings depend on: the model file, the detection settings and the
+    source of device/vision and device/camera (a front-end change invalidates the cache)."""
+    digest = hashlib.sha256(model.card.model_sha256.encode())
+    digest.update(repr(detection).encode())
+    for source in sorted([*(REPO / "device" / "vision").glob("*.py"), *(REPO / "device" / "camera").glob("*.py")]):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
-    The cache is keyed by the model's sha256 only: after a front-end change
-    (detection, alignment) delete it, or the distances are the old ones.
-    """
+
+def load_or_embed(sets: list[Path], model, cache: Path | None, detection: object = None) -> list[Labelled]:
+    """Embed every photo, or reuse a cache an earlier run wrote with the same front end and sets."""
+    key = front_end_key(model, detection) + "|" + "|".join(str(s) for s in sets)
     if cache and cache.is_file():
         data = np.load(cache, allow_pickle=False)
-        if str(data["model"]) == model.card.model_sha256:
+        if str(data["model"]) == key:
             found = data["found"]
             return [
                 Labelled(str(person), Path(path), vec if ok else None)
@@ -186,7 +194,7 @@ def load_or_embed(sets: list[Path], model, cache: Path | None) -> list[Labelled]
         size = model.card.embedding_size
         np.savez(
             cache,
-            model=model.card.model_sha256,
+            model=key,
             person=np.array([p.person for p in photos]),
             path=np.array([str(p.path) for p in photos]),
             embedding=np.stack([p.embedding if p.embedding is not None else np.zeros(size) for p in photos]),
@@ -303,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--update-spec", action="store_true", help="write the threshold into converter/models.py")
     parser.add_argument("--no-eval", action="store_true", help="skip the per-set eval table")
     parser.add_argument("--output", type=Path, default=default_results(__file__))
-    parser.add_argument("--embeddings", type=Path, help="cache of the photo embeddings (.npz), keyed by model sha256")
+    parser.add_argument("--embeddings", type=Path, help="cache of the photo embeddings (.npz), keyed by the front end")
     args = parser.parse_args(argv)
 
     from device.config import load_config
@@ -311,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
 
     config = load_config(args.config)
     model = load_model(config, args.model)
-    photos = load_or_embed(args.sets, model, args.embeddings)
+    photos = load_or_embed(args.sets, model, args.embeddings, config.detection)
     found = [p for p in photos if p.embedding is not None]
     pairs = pair_distances([p.person for p in found], stack(found), model.card.metric)
     target = args.probe_far / args.gallery_size

@@ -98,7 +98,7 @@ def clip_visits(model, config) -> list[Visit]:
 def clip_table(model, config, thresholds: list[float]) -> str:
     from device.enrolment.photo_rules import examine_photo
     from device.evaluate import people_folders
-    from device.vision.matcher import Matcher
+    from device.vision.matcher import Matcher, combine_templates, one_row_per_person
     from gallery.layout import Photo, display_name
 
     names, rows = [], []
@@ -110,16 +110,25 @@ def clip_table(model, config, thresholds: list[float]) -> str:
                 rows.append(result.vector)
     visits = clip_visits(model, config)
     rec = config.recognition
+    names, gallery = one_row_per_person(names, np.stack(rows))  # as the terminal loads it
     lines = [
         f"Clip `_video/1.mp4`: {len(visits)} tracks with a face of >= {rec.min_face_px} px, first "
-        f"{rec.confirm_n} embeddings each; gallery every photo of `../shared/faces` ({len(rows)} templates). "
-        "Expected: Lin Manuel Miranda once, nobody else.",
+        f"{rec.confirm_n} embeddings each; gallery every photo of `../shared/faces` ({len(rows)} photos, "
+        "one mean template per person, as the terminal loads it). Expected: Lin Manuel Miranda once, nobody else.",
         "",
-        "| threshold | k-of-n logs | mean logs |",
-        "|---|---|---|",
     ]
+    probe = Matcher(names, gallery, model.card.metric, 0.0)
+    for i, v in enumerate(visits, 1):
+        frames = [probe.match(e) for e in v.embeddings[: rec.confirm_n]]
+        avg = probe.match(combine_templates(v.embeddings[: rec.confirm_n], "mean")[0])
+        lines.append(
+            f"- track {i}: nearest per frame "
+            + ", ".join(f"{m.nearest} {m.distance:.3f}" for m in frames)
+            + f"; mean {avg.nearest} {avg.distance:.3f}"
+        )
+    lines += ["", "| threshold | k-of-n logs | mean logs |", "|---|---|---|"]
     for t in thresholds:
-        matcher = Matcher(names, np.stack(rows), model.card.metric, t)
+        matcher = Matcher(names, gallery, model.card.metric, t)
         kn = sorted(p for v in visits if (p := decide_k_of_n(matcher, v, rec.confirm_k, rec.confirm_n)))
         mean = sorted(p for v in visits if (p := decide_mean(matcher, v, rec.confirm_n)))
         lines.append(f"| {t:.2f} | {', '.join(kn) or '-'} | {', '.join(mean) or '-'} |")
@@ -201,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     model = load_model(config, args.model)
     thresholds = args.threshold or [round(model.threshold + d, 2) for d in (-0.03, 0.0, 0.03)]
     rec = config.recognition
-    photos = load_or_embed(list(DEFAULT_SETS), model, args.embeddings)
+    photos = load_or_embed(list(DEFAULT_SETS), model, args.embeddings, config.detection)
     markdown = "\n\n".join(
         [
             f"k-of-n: k={rec.confirm_k}, n={rec.confirm_n}; mean: the first n embeddings' normalised mean.",
