@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from converter.cli import convert, default_models_dir
 from converter.dlib_dat import AddPrev, Affine, Conv, Cursor, DatFormatError, Fc, Pool, Skip, Tag, parse_dat, read_dat
-from converter.models import get_spec
+from converter.models import DLIB_THRESHOLD, get_spec
 from converter.tflite_export import ExportCheckError, FidelityLimits, compare_outputs, write_model
 from device.vision.model_card import ChipGeometry, Normalisation, load_card
 from tests.conftest import skip_unless_ci
@@ -334,7 +334,8 @@ def test_default_models_dir_respects_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_registry_spec_for_dlib() -> None:
     spec = get_spec("dlib-resnet-v1")
     assert spec.chip.size == (150, 150) and spec.colour_order == "RGB" and spec.metric == "euclidean"
-    assert spec.threshold == 0.55 and spec.threshold_calibrated is True and spec.embedding_size == 128
+    assert spec.threshold == DLIB_THRESHOLD and spec.threshold_calibrated is True and spec.embedding_size == 128
+    assert 0.3 < DLIB_THRESHOLD < 0.6  # derived by tests/benchmarks/derive_threshold.py, FAR first
     assert spec.normalisation is None  # read from the file, not hard-coded
 
 
