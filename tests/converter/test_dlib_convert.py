@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from converter.cli import convert
+from converter.models import DLIB_THRESHOLD
 from converter.tflite_export import FidelityLimits
 from device.vision.embedder import Embedder
 from device.vision.model_card import ModelCardError, load_card, sha256_file
@@ -92,7 +93,7 @@ def test_sidecar_records_the_contract(converted: dict, dat_path: Path) -> None:
     assert card.normalisation.scale == 1 / 256
     assert card.embedding_size == 128
     assert card.metric == "euclidean"
-    assert card.threshold == 0.55 and card.threshold_calibrated is True
+    assert card.threshold == DLIB_THRESHOLD and card.threshold_calibrated is True  # the sidecar carries the derived value
     assert "tensorflow" in card.converter_version and "clockface" in card.converter_version
     assert card.input_dtype == "float32" and card.quantization == "none"
     assert card.check["passed"] is True
