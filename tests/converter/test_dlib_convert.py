@@ -93,7 +93,7 @@ def test_sidecar_records_the_contract(converted: dict, dat_path: Path) -> None:
     assert card.normalisation.scale == 1 / 256
     assert card.embedding_size == 128
     assert card.metric == "euclidean"
-    assert card.threshold == DLIB_THRESHOLD and card.threshold_calibrated is True  # the sidecar carries the derived value
+    assert card.threshold == DLIB_THRESHOLD and card.threshold_calibrated is True  # the derived value
     assert "tensorflow" in card.converter_version and "clockface" in card.converter_version
     assert card.input_dtype == "float32" and card.quantization == "none"
     assert card.check["passed"] is True
