@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -93,10 +93,10 @@ class ConvertCommand(ClockfaceCommand):
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_epilog(ctx, formatter)
-        from converter.models import known_models
+        from converter.models import listed_models
 
         with formatter.section("Models"):
-            formatter.write_dl([(name, spec.description) for name, spec in known_models().items()])
+            formatter.write_dl(list(listed_models().items()))
 
 
 def _import_tensorflow() -> None:
@@ -110,10 +110,10 @@ def _import_tensorflow() -> None:
 
 
 def _list_models() -> None:
-    from converter.models import known_models
+    from converter.models import listed_models
 
-    for name, spec in known_models().items():
-        click.echo(f"{name:20s} {spec.description}")
+    for name, description in listed_models().items():
+        click.echo(f"{name:20s} {description}")
 
 
 def _source_label(source: Path, default: bool) -> str:
@@ -189,21 +189,27 @@ def locate_weights(spec, source: Path | None, options: ConvertOptions) -> tuple[
     return path, f"{(options.weights_url or DEFAULT_BASE_URL).rstrip('/')}/{path.name}"
 
 
-def load_calibration_chips(folder: Path, chip, limit: int = CALIBRATION_LIMIT) -> list:
+def load_calibration_chips(folder: Path, chip, models_dir: Path, limit: int = CALIBRATION_LIMIT) -> list:
     """Aligned BGR chips of real faces from a folder of photos, through the device's own detect/align.
 
     One chip (the largest face) per photo, so a crowd photo does not dominate;
     photos are taken in sorted order so the same folder gives the same model.
+    The device's MTCNN (`clockface convert mtcnn`, in `models_dir`) finds the faces.
     """
     from device.camera.images import ImageReadError, is_image_file, read_image
     from device.vision.faces import crop_faces
+    from device.vision.mtcnn import MtcnnDetector, MtcnnError
 
     if not folder.is_dir():
         raise FileNotFoundError(f"calibration folder not found: {folder}")
+    try:
+        mtcnn = MtcnnDetector.from_models_dir(models_dir)
+    except MtcnnError as exc:
+        raise CalibrationError(f"int8 calibration finds faces with MTCNN: {exc}") from None
     chips = []
     for path in sorted(p for p in folder.rglob("*") if is_image_file(p)):
         try:
-            faces = crop_faces(read_image(path), chip)
+            faces = crop_faces(read_image(path), chip, mtcnn)
         except ImageReadError:
             continue  # a stray unreadable file must not stop calibration
         if faces:
@@ -265,7 +271,7 @@ def run_conversion(
         raise click.UsageError(
             "--quantize int8 needs --calibration DIR (photos of real faces, e.g. the enrolment folder)"
         )
-    chips = load_calibration_chips(options.calibration, spec.chip) if options.calibration else []
+    chips = load_calibration_chips(options.calibration, spec.chip, output) if options.calibration else []
     source, source_label = locate_weights(spec, source, options)
     if not source.is_file():
         raise FileNotFoundError(f"source file not found: {source}")
@@ -346,10 +352,11 @@ def run_conversion(
     "--source",
     "--weights",
     "source",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help="Source weights file (dlib-resnet-v1: the .dat, default from face_recognition_models; vggface-*: the "
-    "keras-vggface notop .h5, default downloaded from its v2.0 release).",
+    "keras-vggface notop .h5, default downloaded from its v2.0 release; mtcnn: a folder with pnet.lz4, "
+    "rnet.lz4 and onet.lz4, default the installed mtcnn package's).",
 )
 @click.option(
     "--quantize",
@@ -365,7 +372,7 @@ def run_conversion(
     default=None,
     help="Folder of photos of real faces (e.g. the enrolment folder) to calibrate int8 ranges; "
     "faces are cropped by the device's own detect/align. Every 4th face (at most 8) is held out and added "
-    "to the fidelity check (with any --quantize).",
+    "to the fidelity check (with any --quantize). mtcnn: crops of these photos check the export.",
 )
 @click.option(
     "--sha256",
@@ -411,11 +418,22 @@ def convert(
 
     from tqdm import tqdm
 
+    from converter.models import detector_runner
+
     options = ConvertOptions(quantize, calibration, sha256, weights_url, cache_dir, show_progress=not as_json)
+    detector = detector_runner(model)
+    if detector is not None and (quantize != "none" or sha256 or weights_url):
+        raise click.UsageError(
+            f"{model} is converted as float32 from installed weights: --quantize/--sha256/--weights-url do not apply"
+        )
     with tqdm(
         total=len(STAGES), desc=f"convert {model}", unit="stage", file=sys.stderr, disable=None, leave=False
     ) as bar:
-        summary = run_conversion(model, output, source, _Stages(bar), options)
+        summary: Any
+        if detector is not None:  # mtcnn: --source is its weights folder, --calibration its check photos
+            summary = detector(output, source, _Stages(bar), calibration)
+        else:
+            summary = run_conversion(model, output, source, _Stages(bar), options)
     if as_json:
         click.echo(json.dumps(asdict(summary), indent=2))
     else:

@@ -118,14 +118,30 @@ def _dlib_dat() -> Path:
 DLIB_THRESHOLD = 0.51
 # [/derive_threshold]
 
+# Where MTCNN's 5 landmarks sit in dlib's get_face_chip(size=150, padding=0.25):
+# the median per point of MTCNN (mtcnn 1.0.0) on all 62 of dlib's own chips in
+# ../shared/reference/dlib/chips, found in every chip. After the best
+# similarity fit each chip's points lie a mean 2.91 px (max 9.73 px) from it.
+# Re-measure with `python -m converter.calibrate_template`.
+DLIB_TEMPLATE_MTCNN_ON_DLIB_CHIPS: tuple[tuple[float, float], ...] = (
+    (47.0 / 150, 44.5 / 150),
+    (101.0 / 150, 45.0 / 150),
+    (73.0 / 150, 77.0 / 150),
+    (49.0 / 150, 99.5 / 150),
+    (99.0 / 150, 99.0 / 150),
+)
+DLIB_CHIP = ChipGeometry(
+    size=(150, 150),
+    landmarks=DLIB_TEMPLATE_MTCNN_ON_DLIB_CHIPS,
+    fit="median MTCNN 5 points on dlib's 62 reference chips (converter/calibrate_template.py); residual 2.91 px",
+)
 
 DLIB_RESNET_V1 = ModelSpec(
     name="dlib-resnet-v1",
     description="dlib face recognition ResNet v1 (29 conv, 128-d, 150x150 RGB; face_recognition_models 0.3.0)",
     embedding_size=128,
     colour_order="RGB",
-    # Eye centres measured in dlib's get_face_chip(size=150, padding=0.25).
-    chip=ChipGeometry(size=(150, 150), left_eye=(47.5 / 150, 47.3 / 150), right_eye=(100.4 / 150, 47.4 / 150)),
+    chip=DLIB_CHIP,
     metric="euclidean",
     threshold=DLIB_THRESHOLD,  # derived from labelled data, false accepts first: see the block above
     threshold_calibrated=True,
@@ -161,8 +177,31 @@ def known_models() -> dict[str, ModelSpec]:
     return dict(sorted(_REGISTRY.items()))
 
 
+# Models that are not one embedding network, converted by their own module's run function
+# (name -> (description, "module:function")); `clockface convert NAME` dispatches to them.
+DETECTORS: dict[str, tuple[str, str]] = {
+    "mtcnn": (
+        "MTCNN face detector with 5 landmarks (P-, R-, O-Net of the mtcnn 1.0.0 package; stills)",
+        "converter.mtcnn:run_mtcnn_conversion",
+    ),
+}
+
+
+def listed_models() -> dict[str, str]:
+    """Every name `clockface convert` takes, with its description (embedders and detectors)."""
+    listed = {name: spec.description for name, spec in known_models().items()}
+    listed.update({name: description for name, (description, _) in DETECTORS.items()})
+    return dict(sorted(listed.items()))
+
+
+def detector_runner(name: str) -> Callable[..., Any] | None:
+    """The run function of a detector model, or None for an embedder."""
+    entry = DETECTORS.get(name)
+    return _resolve(entry[1]) if entry else None
+
+
 def get_spec(name: str) -> ModelSpec:
     models = known_models()
     if name not in models:
-        raise UnknownModelError(f"unknown model {name!r} (known: {', '.join(models)})")
+        raise UnknownModelError(f"unknown model {name!r} (known: {', '.join(listed_models())})")
     return models[name]

@@ -53,29 +53,33 @@ INPUT_SHAPE = (224, 224, 3)
 VGGFACE2_MEAN_BGR = (91.4953, 103.8827, 131.0912)
 VGGFACE1_MEAN_BGR = (93.5940, 104.7624, 129.1863)
 
-# Where the eyes go in the 224x224 chip, as fractions of its size.
+# Where MTCNN's 5 landmarks go in the 224x224 chip, as fractions of its size.
 #
-# VGGFace2 was not trained on aligned faces: each image's detector box was
-# enlarged by 30% (a "loose crop": forehead, chin and some hair included).
-# Its evaluation recipe resizes that crop's shorter side to 224 and takes the
-# centre 224x224. A detector box spans the eyes at about 0.4 of its width and
-# puts them a little above its middle; scaled by 1/1.3 about the centre that
-# gives eyes ~0.31 of the chip apart at ~0.41 of its height. (Training resized
-# to 256 and took random 224 crops: ~0.35 apart, the same height, jittered.)
-# Eyes at (0.35, 0.42) and (0.65, 0.42) follow the evaluation framing. dlib's
-# chip, by contrast, is tight (eyes 0.35 apart at 0.32 of the height, brows to
-# chin): reusing it would shift the face up and cut off the chin the network
-# was trained to see. Exactness matters less than for dlib's aligned chips:
-# the random crops of unaligned faces made the network tolerant to shifts and
-# scale changes of several percent. This is an estimate from the papers'
-# cropping recipe, not measured on training crops; a calibration on enrolled
-# faces may refine it. VGGFace (vgg16) was also trained on loose, unaligned
-# crops with random 224 crops, so it shares the template.
-#
-# box_left_eye/box_right_eye (eyes relative to a Haar box, the fallback when
-# no eye pair is found) describe the detector, not the model: keep the
-# ChipGeometry defaults, as the dlib model does.
-VGGFACE_CHIP = ChipGeometry(size=(224, 224), left_eye=(0.35, 0.42), right_eye=(0.65, 0.42))
+# VGGFace2 was not trained on aligned faces: each image's MTCNN box was
+# enlarged by 30% (a "loose crop": forehead, chin and some hair included), the
+# shorter side resized to 224 and the centre 224x224 taken (the evaluation
+# recipe; training took random 224 crops of a 256 resize). The template is
+# where MTCNN's landmarks land in exactly that crop: the median per point over
+# the largest face of each of the 62 person photos of ../shared/faces (mtcnn
+# 1.0.0; residual after a similarity fit mean 4.38 px, max 14.22 px, in 224-px
+# chip units), measured by `python -m converter.calibrate_template`. Aligning
+# the 5 landmarks onto it reproduces the training crop, with the head levelled.
+# dlib's chip, by contrast, is tight (brows to chin): reusing it would cut off
+# the chin and hair the network was trained to see. VGGFace (vgg16) was also
+# trained on loose, unaligned crops, so it shares the template.
+VGGFACE_TEMPLATE_MTCNN_LOOSE_BOX: tuple[tuple[float, float], ...] = (
+    (0.3141, 0.4002),
+    (0.6744, 0.3941),
+    (0.4955, 0.609),
+    (0.3347, 0.7736),
+    (0.6691, 0.7647),
+)
+VGGFACE_CHIP = ChipGeometry(
+    size=(224, 224),
+    landmarks=VGGFACE_TEMPLATE_MTCNN_LOOSE_BOX,
+    fit="median MTCNN 5 points in the loose 1.3x MTCNN box crop, 62 photos of ../shared/faces "
+    "(converter/calibrate_template.py); residual 4.38 px",
+)
 
 # The seed's cosine-distance threshold; a starting point, not measured for
 # these networks (threshold_calibrated=False in the sidecar).

@@ -55,19 +55,38 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def dlib_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real dlib face model, converted once per test session: a .tflite with its sidecar."""
-    require("tensorflow", "converting the test model needs pip install '.[converter]'")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding the converted MTCNN (every pipeline needs it: stills, and frame landmarks)."""
+    require("tensorflow", "converting the test models needs pip install '.[converter]'")
     from click.testing import CliRunner
 
     from converter.cli import convert
 
     out = tmp_path_factory.mktemp("models")
-    result = CliRunner().invoke(convert, ["dlib-resnet-v1", "--output", str(out)])
+    result = CliRunner().invoke(convert, ["mtcnn", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def mtcnn_detector(models_dir: Path):
+    from device.vision.mtcnn import MtcnnDetector
+
+    return MtcnnDetector.from_models_dir(models_dir)
+
+
+@pytest.fixture(scope="session")
+def dlib_model(models_dir: Path) -> Path:
+    """The real dlib face model, converted once per test session: a .tflite with its sidecar, beside MTCNN."""
+    from click.testing import CliRunner
+
+    from converter.cli import convert
+
+    result = CliRunner().invoke(convert, ["dlib-resnet-v1", "--output", str(models_dir)])
     if result.exit_code != 0 and "not found in an installed" in result.output:
         skip_unless_ci(f"dlib model source not installed: {result.output.strip()}")
     assert result.exit_code == 0, result.output
-    return out / "dlib-resnet-v1.tflite"
+    return models_dir / "dlib-resnet-v1.tflite"
 
 
 # Debian's chromium driven by Playwright with executable_path (`playwright install` is never needed).

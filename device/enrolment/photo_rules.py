@@ -153,7 +153,6 @@ def examine_photo(photo: Photo, pipeline: FacePipeline, rules: EnrolRules) -> Ph
             sharpness=sharpness,
             brightness=brightness,
         )
-    detail = "; ".join(d for d in (detail, f"eyes from {finding.eyes.source}") if d)
     return PhotoResult(
         photo.path,
         photo.person,

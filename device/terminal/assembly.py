@@ -16,6 +16,7 @@ from device.vision.embedder import Embedder
 from device.vision.faces import FacePipeline
 from device.vision.matcher import Matcher, one_row_per_person
 from device.vision.model_card import ModelCard, ModelCardError, load_card
+from device.vision.mtcnn import MtcnnDetector, MtcnnError
 from gallery.store import GalleryStore, ModelBinding, discard_stale_replacement
 
 
@@ -36,6 +37,14 @@ class LoadedModel:
         return ModelBinding(self.card.name, self.card.model_sha256, self.card.embedding_size)
 
 
+def load_mtcnn(models_dir: Path, threads: int) -> MtcnnDetector:
+    """MTCNN (stills, and landmarks for frames) from the same models folder as the embedding model."""
+    try:
+        return MtcnnDetector.from_models_dir(models_dir, threads=threads)
+    except (MtcnnError, ModelCardError) as exc:
+        raise SetupError(str(exc)) from None
+
+
 def load_model(config: Config, model_path: Path | None = None) -> LoadedModel:
     path = model_path or config.paths.model_path
     if not path.is_file():
@@ -48,7 +57,7 @@ def load_model(config: Config, model_path: Path | None = None) -> LoadedModel:
     except ModelCardError as exc:
         raise SetupError(str(exc)) from None
     embedder = Embedder(path, card, threads=config.recognition.threads)
-    pipeline = FacePipeline(card.chip, embedder, config.detection)
+    pipeline = FacePipeline(card.chip, load_mtcnn(path.parent, config.recognition.threads), embedder, config.detection)
     threshold = config.recognition.threshold if config.recognition.threshold is not None else card.threshold
     return LoadedModel(path, card, embedder, pipeline, threshold)
 

@@ -60,7 +60,7 @@ def head_and_shoulders(photo_bgr: np.ndarray) -> np.ndarray:
     person a metre or two from the camera fills the frame."""
     from device.vision.detect import FaceDetector
 
-    boxes = FaceDetector().detect(photo_bgr, still=True)
+    boxes = FaceDetector().detect(photo_bgr)
     if not boxes:
         return photo_bgr
     b = boxes[0]

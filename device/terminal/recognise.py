@@ -1,5 +1,9 @@
 """One frame in, decisions out: detect every frame, embed only undecided tracks.
 
+Haar finds the faces in every frame; MTCNN's O-Net places a track's 5
+landmarks only when that track needs an embedding (the "align" stage), so
+its cost is paid per embedding, never per frame.
+
 The loop around it (device/terminal/service.py) owns the source, signals and systemd;
 this module owns the per-frame work and its timing, so the benchmark and the
 service measure the same code.
@@ -14,7 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from device.terminal.tracking import Decision, Tracker, TrackerSettings
-from device.vision.detect import to_grey
 from device.vision.faces import FacePipeline
 from device.vision.matcher import Matcher
 
@@ -55,13 +58,12 @@ class Recogniser:
         stats.frames += 1
         stats.faces += len(boxes)
         decisions = []
-        grey = None
         for track, box in self.tracker.update(boxes, frame_index):
             if not track.needs_embedding or box.w < self.min_face_px:
                 continue
             a0 = time.perf_counter()
-            grey = to_grey(image) if grey is None else grey
-            chip, _ = self.pipeline.aligner.align(image, box, grey)
+            landmarks = self.pipeline.landmarks(image, box)
+            chip = self.pipeline.aligner.chip(image, landmarks)
             a1 = time.perf_counter()
             embedding = self.embedder.embed(chip)
             a2 = time.perf_counter()

@@ -1,9 +1,11 @@
-"""Haar frontal-face detection on a downscaled, equalised grey image.
+"""Haar frontal-face detection on a downscaled, equalised grey camera frame.
 
 Haar is the cheapest detector that runs well on a Pi CPU and ships with
 OpenCV itself (no model download). It is run on a small grey copy of the
 frame because detection cost grows with pixel count while the faces at an
-entrance are large.
+entrance are large. Still photos (enrolment, eval, image folders) go to MTCNN
+instead (device/vision/faces.py), which needs no padding retry for tight head
+crops and no finer-scale retry for small faces in big photos.
 """
 
 from __future__ import annotations
@@ -23,34 +25,20 @@ FACE_CASCADE = "haarcascade_frontalface_default.xml"
 # background that the default cascade found, and kept every real face.
 VERIFY_CASCADE = "haarcascade_frontalface_alt.xml"
 VERIFY_FACE_PX = 80  # candidates are confirmed at this face width
-# Stills (enrolment photos) must show faces from this fraction of the image
-# width up to the whole image, at any resolution: a 48 MP phone photo is normal
-# on a stick. Scaling by the longest side alone makes a face at 5 % of an
-# 8000 x 6000 photo 32 px in the work image, too close to Haar's 24-px window
-# to be found reliably (at 40-64 px some were still missed; at 80
-# px every test face was found). So a still with no face found at the usual
-# work size, padded or not, gets one more look at a finer scale where such a
-# face is STILL_MIN_FACE_WORK_PX wide. Only then: photos whose face is found at
-# the usual size are detected exactly as before (`clockface eval` unchanged).
-STILL_MIN_FACE_FRACTION = 0.05
-STILL_MIN_FACE_WORK_PX = 80
 
 
 @dataclass(frozen=True)
 class DetectionSettings:
-    # Longest side of the grey image the cascade sees, for camera frames and
-    # for still photos. Haar's cost grows with pixels while faces at an
+    # Longest side of the grey image the cascade sees in a camera frame. Haar's cost grows with pixels while faces at an
     # entrance are large: 320 finds faces from ~50 px wide in a 640-px frame,
     # at about a sixth of the cost of 640 (tests/benchmarks/bench_runtime.py).
     work_size: Annotated[int, Meta(ge=64, le=4096)] = 320
-    still_work_size: Annotated[int, Meta(ge=64, le=8192)] = 640
     # Haar's pyramid step; OpenCV needs it above 1. 1.2 halves the cost but
     # missed half the faces of the demo clip at 320.
     scale_factor: Annotated[float, Meta(gt=1, le=2)] = 1.1
     min_neighbors: Annotated[int, Meta(ge=0, le=50)] = 5
     # Smallest face, in work-image pixels (60 px in a 640-px frame at work_size 320).
     min_size: Annotated[int, Meta(ge=1, le=4096)] = 30
-    pad_fraction: Annotated[float, Meta(ge=0, le=1)] = 0.25  # border added when a still shows no face (ID-badge crops)
     verify: bool = True  # confirm candidates with a second cascade
     max_overlap: Annotated[float, Meta(ge=0, le=1)] = 0.3  # a box covered this much by a larger one is the same face
 
@@ -103,14 +91,6 @@ def _load(name: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-def _pad(grey: np.ndarray, pad: int) -> np.ndarray:
-    return cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=int(grey.mean()))
-
-
-def _shift(box: FaceBox, d: float) -> FaceBox:
-    return FaceBox(box.x + d, box.y + d, box.w, box.h)
-
-
 def suppress_overlaps(boxes: list[FaceBox], max_overlap: float) -> list[FaceBox]:
     """Keep the larger of two boxes when the smaller lies largely inside it
     (Haar's double hits on one face: chin, forehead). Input largest first."""
@@ -128,16 +108,9 @@ def _intersection(a: FaceBox, b: FaceBox) -> float:
     return ix * iy
 
 
-def work_scale(shape: tuple[int, ...], work_size: int, still_width: int | None = None) -> float:
-    """How much to shrink an image of `shape` for the cascade (at most 1).
-
-    The longest side becomes `work_size`; for a still of `still_width` pixels
-    (the photo's own width, before any padding), the scale is raised until a face
-    at STILL_MIN_FACE_FRACTION of that width is STILL_MIN_FACE_WORK_PX wide."""
-    scale = work_size / max(shape[:2])
-    if still_width:
-        scale = max(scale, STILL_MIN_FACE_WORK_PX / (STILL_MIN_FACE_FRACTION * still_width))
-    return min(1.0, scale)
+def work_scale(shape: tuple[int, ...], work_size: int) -> float:
+    """How much to shrink an image of `shape` for the cascade (at most 1): the longest side becomes `work_size`."""
+    return min(1.0, work_size / max(shape[:2]))
 
 
 class FaceDetector:
@@ -169,10 +142,11 @@ class FaceDetector:
         found = self._verifier.detectMultiScale(cv2.equalizeHist(roi), 1.1, 2, minSize=(lo, lo), maxSize=(hi, hi))
         return len(found) > 0
 
-    def _run(self, grey: np.ndarray, pad: int, work_size: int, width: int | None = None) -> list[FaceBox]:
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
+        """Faces in a camera frame, largest first."""
         s = self.settings
-        work = _pad(grey, pad) if pad else grey
-        scale = work_scale(work.shape, work_size, width)
+        work = to_grey(frame_bgr)
+        scale = work_scale(work.shape, s.work_size)
         small = cv2.resize(work, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else work
         found = self._cascade.detectMultiScale(
             cv2.equalizeHist(small),
@@ -187,18 +161,4 @@ class FaceDetector:
         )
         if self._verifier is not None:
             boxes = [b for b in boxes if self._confirmed(work, b)]
-        return [_shift(b, -pad) for b in suppress_overlaps(boxes, s.max_overlap)]
-
-    def detect(self, frame_bgr: np.ndarray, still: bool = False) -> list[FaceBox]:
-        """Faces, largest first. For stills, retry on a padded copy when none is found
-        (a photo whose face fills the frame gives Haar no context until it has a
-        border), then at a finer scale (a small face in a big photo)."""
-        grey = to_grey(frame_bgr)
-        s = self.settings
-        size = s.still_work_size if still else s.work_size
-        boxes = self._run(grey, 0, size)
-        if not boxes and still and s.pad_fraction > 0:
-            boxes = self._run(grey, int(s.pad_fraction * max(grey.shape)), size)
-        if not boxes and still and work_scale(grey.shape, size, grey.shape[1]) > work_scale(grey.shape, size):
-            boxes = self._run(grey, 0, size, grey.shape[1])
-        return boxes
+        return suppress_overlaps(boxes, s.max_overlap)

@@ -2,7 +2,7 @@
 converter and device.
 
 Everything the device needs to know about a model lives here, so nothing
-model-specific is hard-coded in device/: chip geometry for alignment, colour
+model-specific is hard-coded in device/: chip geometry (the 5-point landmark template) for alignment, colour
 order and normalisation for the input tensor, the distance metric and the
 default threshold for matching, and hashes that bind a gallery to the exact
 model file that made its embeddings.
@@ -42,21 +42,22 @@ class ModelCardError(ValueError):
 
 @dataclass(frozen=True)
 class ChipGeometry:
-    """Where the model expects the eyes in its input chip.
+    """Where the model expects a face's 5 landmarks in its input chip.
 
-    Alignment maps the two eye centres of a detected face onto these points
-    (fractions of the chip width/height), so the same similarity transform
-    serves every model. `box_eyes` says where, relative to a Haar frontal-face
-    box of width w (origin at its top-left, unit w), those eye centres sit on
-    average: the fallback when the eye cascade finds no pair, calibrated so
-    that gallery and probe chips share one geometry either way.
+    Alignment maps the face's five landmarks (eyes, nose, mouth corners, in
+    device.vision.align.LANDMARK_NAMES order; "left" is the image's left) onto
+    `landmarks` by one least-squares similarity transform, so the same code
+    serves every model. Points are (x, y) fractions of `size`. `fit` says how
+    the template was obtained (e.g. calibrated on dlib's own chips), because a
+    template is a measurement and must name its origin.
     """
 
     size: tuple[int, int]  # (width, height) in pixels
-    left_eye: tuple[float, float]  # eye on the image's left, as (x, y) fractions of size
-    right_eye: tuple[float, float]
-    box_left_eye: tuple[float, float] = (0.32, 0.41)
-    box_right_eye: tuple[float, float] = (0.68, 0.41)
+    landmarks: tuple[tuple[float, float], ...]  # 5 points, (x, y) fractions of size
+    fit: str = ""
+
+
+LANDMARK_COUNT = 5
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,8 @@ class ModelCard:
                     ),
                     "chip": ChipGeometry(
                         size=tuple(chip["size"]),
-                        left_eye=tuple(chip["left_eye"]),
-                        right_eye=tuple(chip["right_eye"]),
-                        box_left_eye=tuple(chip["box_left_eye"]),
-                        box_right_eye=tuple(chip["box_right_eye"]),
+                        landmarks=tuple((float(x), float(y)) for x, y in chip["landmarks"]),
+                        fit=str(chip.get("fit", "")),
                     ),
                 }
             )
@@ -171,9 +170,19 @@ def sidecar_problem(data: Any) -> str | None:
         return "chip must be an object"
     if not (_is_pair(chip.get("size"), int) and min(chip["size"]) > 0):
         return f"chip.size must be [width, height] in pixels, got {chip.get('size')!r}"
-    for key in ("left_eye", "right_eye", "box_left_eye", "box_right_eye"):
-        if not _is_pair(chip.get(key), (int, float)):
-            return f"chip.{key} must be [x, y] fractions, got {chip.get(key)!r}"
+    if "landmarks" not in chip:
+        # Sidecars from before landmark alignment held two eye points. Guessing a
+        # 5-point template from them would be a second, unmeasured geometry.
+        return "chip.landmarks is missing (the sidecar predates 5-point alignment)"
+    points = chip["landmarks"]
+    if not (
+        isinstance(points, list | tuple)
+        and len(points) == LANDMARK_COUNT
+        and all(_is_pair(p, (int, float)) for p in points)
+    ):
+        return f"chip.landmarks must be {LANDMARK_COUNT} [x, y] fractions, got {points!r}"
+    if not isinstance(chip.get("fit", ""), str):
+        return f"chip.fit must be a string, got {chip['fit']!r}"
     return None
 
 

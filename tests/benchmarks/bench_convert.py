@@ -121,11 +121,17 @@ def bench_chip(calibration: Path | None):
     from converter.vggface import VGGFACE_CHIP
 
     if calibration and calibration.is_dir():
+        from converter.cli import default_models_dir
         from device.camera.images import is_image_file, read_image
         from device.vision.faces import crop_faces
+        from device.vision.mtcnn import MtcnnDetector, MtcnnError
 
+        try:
+            mtcnn = MtcnnDetector.from_models_dir(default_models_dir())  # ./setup.sh converts it
+        except MtcnnError:
+            return np.random.default_rng(SEED).integers(0, 256, (224, 224, 3), dtype=np.uint8)
         for path in sorted(p for p in calibration.rglob("*") if is_image_file(p)):
-            chips = crop_faces(read_image(path), VGGFACE_CHIP)
+            chips = crop_faces(read_image(path), VGGFACE_CHIP, mtcnn)
             if chips:
                 return chips[0]
     return np.random.default_rng(SEED).integers(0, 256, (224, 224, 3), dtype=np.uint8)

@@ -110,7 +110,7 @@ def worker_per_frame(args: argparse.Namespace, t_spawn: float) -> dict:
         stages["detect"] += b - a
         for box in boxes:
             c = time.perf_counter()
-            chip, _ = model.pipeline.aligner.align(image, box, grey)
+            chip = model.pipeline.aligner.chip(image, model.pipeline.landmarks(image, box))
             d = time.perf_counter()
             emb = model.embedder.embed(chip)
             e = time.perf_counter()

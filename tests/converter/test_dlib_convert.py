@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from converter.cli import convert
-from converter.models import DLIB_THRESHOLD
+from converter.models import DLIB_TEMPLATE_MTCNN_ON_DLIB_CHIPS, DLIB_THRESHOLD
 from converter.tflite_export import FidelityLimits
 from device.vision.embedder import Embedder
 from device.vision.model_card import ModelCardError, load_card, sha256_file
@@ -88,6 +88,7 @@ def test_sidecar_records_the_contract(converted: dict, dat_path: Path) -> None:
     assert card.source_sha256 == sha256_file(dat_path)
     assert card.model_sha256 == sha256_file(tflite) == converted["summary"]["model_sha256"]
     assert card.chip.size == (150, 150)
+    assert card.chip.landmarks == DLIB_TEMPLATE_MTCNN_ON_DLIB_CHIPS and "dlib's 62 reference chips" in card.chip.fit
     assert card.colour_order == "RGB"
     assert card.normalisation.mean == (122.782, 117.001, 104.298)
     assert card.normalisation.scale == 1 / 256

@@ -372,7 +372,7 @@ def _card_fields() -> dict:
         embedding_size=16,
         colour_order="RGB",
         normalisation=Normalisation((1.0, 2.0, 3.0), 0.5),
-        chip=ChipGeometry(size=(8, 8), left_eye=(0.3, 0.4), right_eye=(0.7, 0.4)),
+        chip=ChipGeometry(size=(8, 8), landmarks=((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.8), (0.65, 0.8))),
         metric="euclidean",
         threshold=0.6,
         threshold_calibrated=False,

@@ -172,7 +172,7 @@ def source_models(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def chips() -> list[np.ndarray]:
+def chips(request: pytest.FixtureRequest) -> list[np.ndarray]:
     """BGR uint8 224x224 chips the device would make: real faces when ../shared is here, else seeded noise."""
     found: list[np.ndarray] = []
     if SHARED_FACES.is_dir():
@@ -180,7 +180,7 @@ def chips() -> list[np.ndarray]:
         from device.vision.faces import crop_faces
 
         for path in sorted(SHARED_FACES.glob("[a-z]*/1.jpg"))[:6]:
-            found += crop_faces(read_image(path), VGGFACE_CHIP)[:1]
+            found += crop_faces(read_image(path), VGGFACE_CHIP, request.getfixturevalue("mtcnn_detector"))[:1]
     rng = np.random.default_rng(SEED)
     found += [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(8 - len(found))]
     return found

@@ -33,11 +33,22 @@ def _drop_key(card: dict) -> dict:
     return {k: v for k, v in card.items() if k != "metric"}
 
 
+def _eyes_only_chip(card: dict) -> dict:
+    """A sidecar as written before 5-point alignment: two eye points, no landmark template."""
+    size = card["chip"]["size"]
+    old = {"size": size, "left_eye": [0.317, 0.315], "right_eye": [0.669, 0.316], "box_left_eye": [0.32, 0.41]}
+    return {**card, "chip": old}
+
+
 TAMPERS = {
     "wrong embedding size": (lambda card: json.dumps(_set_size(card)), "embedding_size 64"),
     "unknown metric": (lambda card: json.dumps(_set_metric(card)), "unknown metric 'manhattan'"),
     "a JSON list": (lambda card: json.dumps([card]), "JSON list, not an object"),
     "a missing key": (lambda card: json.dumps(_drop_key(card)), "missing field metric"),
+    "a sidecar from before landmarks": (
+        lambda card: json.dumps(_eyes_only_chip(card)),
+        "chip.landmarks is missing (the sidecar predates 5-point alignment)",
+    ),
     "not JSON at all": (lambda card: "this is not JSON {", "not valid JSON"),
 }
 
@@ -46,6 +57,8 @@ def copy_model(dlib_model: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for suffix in (".tflite", ".json"):
         shutil.copy(dlib_model.with_suffix(suffix), folder / dlib_model.with_suffix(suffix).name)
+    for mtcnn in dlib_model.parent.glob("mtcnn*"):  # the face detector lives beside the model
+        shutil.copy(mtcnn, folder / mtcnn.name)
     return folder / dlib_model.name
 
 

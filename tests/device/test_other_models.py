@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def vggface_model(tmp_path_factory):
+def vggface_model(tmp_path_factory, models_dir):
     require("tensorflow", "conversion needs pip install '.[converter]'")
     require("tf_keras", "keras-vggface needs tf-keras (setup.sh installs it)")
     if importlib.util.find_spec("keras_vggface") is None:
@@ -34,6 +34,8 @@ def vggface_model(tmp_path_factory):
     write_seeded_weights(SPECS["vggface-vgg16"], weights, seed=7)
     result = CliRunner().invoke(convert, ["vggface-vgg16", "--weights", str(weights), "-o", str(folder)])
     assert result.exit_code == 0, result.output
+    for mtcnn in models_dir.glob("mtcnn*"):  # stills and frame landmarks need MTCNN beside the model
+        shutil.copy(mtcnn, folder / mtcnn.name)
     return folder / "vggface-vgg16.tflite"
 
 

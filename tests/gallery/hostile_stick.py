@@ -38,8 +38,8 @@ def _read(path: Path) -> np.ndarray:
 
 
 def face_width_of(image: np.ndarray) -> tuple[float, float, float]:
-    """(centre x, centre y, width) of the largest face, found as enrolment finds it."""
-    box = FaceDetector().detect(image, still=True)[0]
+    """(centre x, centre y, width) of the largest face in a source photo (Haar: the scale to place it by)."""
+    box = FaceDetector().detect(image)[0]
     return box.x + box.w / 2, box.y + box.h / 2, box.w
 
 
