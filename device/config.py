@@ -117,6 +117,28 @@ class RecognitionSettings:
 
 
 @dataclass(frozen=True)
+class DoorSettings:
+    """What the person at the door hears and sees besides the screen (device/terminal/chime.py, gpio.py)."""
+
+    chime: bool = True  # off by itself when there is no sound card
+    # BCM numbers (GPIO17 is 17) of an LED or buzzer wired to the header; unset: not fitted.
+    green_led_pin: Annotated[int, Meta(ge=0, le=27)] | None = None
+    red_led_pin: Annotated[int, Meta(ge=0, le=27)] | None = None
+    buzzer_pin: Annotated[int, Meta(ge=0, le=27)] | None = None
+    light_seconds: Annotated[float, Meta(gt=0, le=30)] = 2.0
+    buzzer_seconds: Annotated[float, Meta(gt=0, le=5)] = 0.2
+
+    def __post_init__(self) -> None:
+        seen: dict[int, str] = {}
+        for key in ("green_led_pin", "red_led_pin", "buzzer_pin"):
+            pin = getattr(self, key)
+            if pin is not None and pin in seen:
+                raise SettingsError.about(f"door.{key}", pin, f"is already door.{seen[pin]}")
+            if pin is not None:
+                seen[pin] = key
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathSettings
     camera: CameraSettings = field(default_factory=CameraSettings)
@@ -125,6 +147,7 @@ class Config:
     enrol: EnrolRules = field(default_factory=EnrolRules)
     preview: PreviewSettings = field(default_factory=PreviewSettings)
     kiosk: KioskSettings = field(default_factory=KioskSettings)
+    door: DoorSettings = field(default_factory=DoorSettings)
     logs: LogsSettings = field(default_factory=LogsSettings)
     source_file: Path | None = None  # where this config came from (None: defaults only)
 
@@ -139,6 +162,7 @@ class Config:
             ("enrol", self.enrol),
             ("preview", self.preview),
             ("kiosk", self.kiosk),
+            ("door", self.door),
         ):
             out[name] = {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
         out["paths"].update(gallery_db=str(self.paths.gallery), attendance_db=str(self.paths.attendance))
@@ -158,6 +182,7 @@ SECTIONS: dict[str, type] = {
     "enrol": EnrolRules,
     "preview": PreviewSettings,
     "kiosk": KioskSettings,
+    "door": DoorSettings,
     "logs": LogsSettings,
     "web": WebSettings,
 }
@@ -326,6 +351,7 @@ def _parse(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Path | N
         enrol=_section(EnrolRules, "enrol", doc.get("enrol", {})),
         preview=_section(PreviewSettings, "preview", doc.get("preview", {})),
         kiosk=_section(KioskSettings, "kiosk", doc.get("kiosk", {})),
+        door=_section(DoorSettings, "door", doc.get("door", {})),
         logs=logs,
         source_file=source_file,
     )

@@ -7,13 +7,18 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from device.cli.context import config_of
-from device.config import load_config
+from device.config import DoorSettings, load_config
 from device.errors import ClockfaceCommand, one_line
+
+if TYPE_CHECKING:
+    from device.terminal.door import DoorSignals
 
 NO_CAMERA_HINT = "to try without a camera: clockface run --source VIDEO_OR_FOLDER, or clockface demo"
 
@@ -38,6 +43,25 @@ def event_json(event) -> str:
     )
 
 
+def attach_door_outputs(settings: DoorSettings, door: DoorSignals, path: str | None = None) -> list[Callable[[], None]]:
+    """Subscribe the chime and the GPIO lights that this machine has to *door*; return their close()s.
+
+    Each one that cannot work here (no sound card, no gpiozero, no GPIO) says so in
+    one info line and is left out: the terminal runs the same without it."""
+    from device.terminal.chime import open_chime
+    from device.terminal.gpio import LightPins, open_lights
+
+    closers: list[Callable[[], None]] = []
+    chime = open_chime(settings.chime, path)
+    pins = LightPins(settings.green_led_pin, settings.red_led_pin, settings.buzzer_pin)
+    lights = open_lights(pins, settings.light_seconds, settings.buzzer_seconds)
+    for output in (chime, lights):
+        if output is not None:
+            door.subscribe(output)
+            closers.append(output.close)
+    return closers
+
+
 @click.command(cls=ClockfaceCommand)
 @click.option(
     "--source",
@@ -49,6 +73,7 @@ def event_json(event) -> str:
 def run(ctx: click.Context, source: str | None, max_frames: int | None, as_json: bool) -> None:
     """Recognise people and log their attendance until stopped."""
     from device.camera.frames import SourceError
+    from device.terminal.door import DoorSignals
     from device.terminal.notify import Notifier
     from device.terminal.service import run_terminal
 
@@ -63,6 +88,8 @@ def run(ctx: click.Context, source: str | None, max_frames: int | None, as_json:
         click.echo(event_json(event) if as_json else event_line(event, zone))
         sys.stdout.flush()
 
+    door = DoorSignals()
+    closers = attach_door_outputs(config.door, door)
     try:
         outcome = run_terminal(
             config,
@@ -74,12 +101,16 @@ def run(ctx: click.Context, source: str | None, max_frames: int | None, as_json:
             on_event=on_event,
             on_message=lambda text: click.echo(f"clockface: {text}", err=True),
             max_frames=max_frames,
+            door=door,
         )
     except SourceError as exc:
         message = one_line(exc)
         if "camera" in message and source is None:
             raise SourceError(f"{message}; {NO_CAMERA_HINT}") from exc
         raise
+    finally:
+        for close in closers:
+            close()
     for error in outcome.errors:
         click.echo(f"clockface: error: {error}", err=True)
     fps = outcome.frames / outcome.seconds if outcome.seconds else 0.0
