@@ -5,6 +5,7 @@
 #                         tests, plus the default model converted into the data folder
 #   ./setup.sh --device   a terminal (Raspberry Pi OS / Debian): system venv under
 #                         /opt/clockface, config in /etc/clockface, systemd units
+#   ./setup.sh --device --kiosk   the same, plus the kiosk screen (cage + Chromium on tty1)
 #   ./setup.sh --device --uninstall [--purge-data]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,14 +15,12 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 MODE=dev
-UNINSTALL=0
-PURGE=0
+DEVICE_ARGS=()  # passed on to systemd/install-device.sh
 for arg in "$@"; do
   case "$arg" in
     --device) MODE=device ;;
     --dev) MODE=dev ;;
-    --uninstall) UNINSTALL=1 ;;
-    --purge-data) PURGE=1 ;;
+    --kiosk|--uninstall|--purge-data) DEVICE_ARGS+=("$arg") ;;
     -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $arg (see ./setup.sh --help)" ;;
   esac
@@ -104,9 +103,7 @@ dev_setup() {
 case "$MODE" in
   dev) dev_setup ;;
   device)
-    flags=()
-    [ "$UNINSTALL" = 1 ] && flags+=(--uninstall)
-    [ "$PURGE" = 1 ] && flags+=(--purge-data)
-    exec bash "$ROOT/systemd/install-device.sh" "${flags[@]}"
+    [ -f "$ROOT/systemd/install-device.sh" ] || die "device installer missing: systemd/install-device.sh"
+    exec bash "$ROOT/systemd/install-device.sh" "${DEVICE_ARGS[@]}"
     ;;
 esac

@@ -2,13 +2,15 @@
 # Install (or upgrade, or remove) clockface on a terminal: Raspberry Pi OS
 # Bookworm/Trixie or Debian 12/13. Called by `./setup.sh --device`, with its flags:
 #
-#   systemd/install-device.sh [--uninstall] [--purge-data]
+#   systemd/install-device.sh [--kiosk] [--uninstall] [--purge-data]
 #
 # What it does (idempotent; a re-run upgrades in place and keeps data):
-#   apt packages   python3, python3-venv, python3-systemd (journal priorities), udev
-#                  (+ python3-picamera2 where the archive has it)
+#   apt packages   python3, python3-venv, python3-systemd (journal priorities), udev,
+#                  alsa-utils (the door chime's aplay)
+#                  (+ python3-picamera2 where the archive has it, python3-gpiozero on a Pi)
 #   user           system user and group `clockface` (camera access via the unit's
-#                  SupplementaryGroups=video, never root)
+#                  SupplementaryGroups=video, never root; added to the audio and gpio
+#                  groups where they exist, for the door chime and lights)
 #   code           /opt/clockface/venv (--system-site-packages, so apt's picamera2 is seen;
 #                  the project without the converter extra: no TensorFlow on a device)
 #                  /usr/local/bin/clockface (runs as the clockface user when called by root)
@@ -19,8 +21,11 @@
 #   units          clockface.service, clockface-stick@.service + 99-clockface-stick.rules,
 #                  clockface-retention.service + .timer, in /etc/systemd/system and
 #                  /etc/udev/rules.d
+# --kiosk also installs the kiosk screen: apt's cage and chromium, a user
+#                  `clockface-kiosk`, clockface-kiosk.service (Chromium full-screen on
+#                  tty1 showing the terminal's kiosk page) and its kiosk-url.conf drop-in
 # --uninstall removes all of that except the data and config; with --purge-data
-# also /var/lib/clockface, /etc/clockface and the user.
+# also /var/lib/clockface, /etc/clockface and the users.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +42,10 @@ RULES_DIR=/etc/udev/rules.d
 BIN_LINK=/usr/local/bin/clockface
 USER_NAME=clockface
 UNITS=(clockface.service clockface-stick@.service clockface-retention.service clockface-retention.timer)
+KIOSK_UNIT=clockface-kiosk.service
+KIOSK_USER=clockface-kiosk
+KIOSK_DROPIN=$UNIT_DIR/$KIOSK_UNIT.d/kiosk-url.conf
+KIOSK_PORT_DEFAULT=8091
 RULE=99-clockface-stick.rules
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -44,8 +53,10 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 UNINSTALL=0
 PURGE=0
+KIOSK=0
 for arg in "$@"; do
   case "$arg" in
+    --kiosk) KIOSK=1 ;;
     --uninstall) UNINSTALL=1 ;;
     --purge-data) PURGE=1 ;;
     *) die "unknown option $arg" ;;
@@ -61,12 +72,13 @@ systemd_running() { [ -d /run/systemd/system ]; }
 uninstall() {
   say "removing clockface (data in $DATA $( [ "$PURGE" = 1 ] && echo "and config will be deleted" || echo "and config in $ETC are kept"))"
   if systemd_running; then
-    systemctl disable --now clockface.service clockface-retention.timer 2>/dev/null || true
+    systemctl disable --now "$KIOSK_UNIT" clockface.service clockface-retention.timer 2>/dev/null || true
     systemctl stop clockface-retention.service 'clockface-stick@*.service' 2>/dev/null || true
   else
-    systemctl disable clockface.service clockface-retention.timer 2>/dev/null || true
+    systemctl disable "$KIOSK_UNIT" clockface.service clockface-retention.timer 2>/dev/null || true
   fi
-  for unit in "${UNITS[@]}"; do rm -f "$UNIT_DIR/$unit"; done
+  for unit in "${UNITS[@]}" "$KIOSK_UNIT"; do rm -f "$UNIT_DIR/$unit"; done
+  rm -rf "$UNIT_DIR/$KIOSK_UNIT.d"
   rm -f "$RULES_DIR/$RULE" "$BIN_LINK"
   rm -rf "$PREFIX"
   if systemd_running; then
@@ -74,9 +86,12 @@ uninstall() {
     udevadm control --reload 2>/dev/null || true
   fi
   if [ "$PURGE" = 1 ]; then
-    rm -rf "$DATA" /var/lib/private/clockface "$ETC"
-    if id "$USER_NAME" >/dev/null 2>&1; then userdel "$USER_NAME" 2>/dev/null || true; fi
-    if getent group "$USER_NAME" >/dev/null; then groupdel "$USER_NAME" 2>/dev/null || true; fi
+    rm -rf "$DATA" /var/lib/private/clockface "$ETC" /var/lib/$KIOSK_USER
+    local u
+    for u in "$KIOSK_USER" "$USER_NAME"; do
+      if id "$u" >/dev/null 2>&1; then userdel "$u" 2>/dev/null || true; fi
+      if getent group "$u" >/dev/null; then groupdel "$u" 2>/dev/null || true; fi
+    done
     say "removed, data and config deleted"
   else
     say "removed; kept $DATA and $ETC (delete them with: sudo ./setup.sh --device --uninstall --purge-data)"
@@ -103,10 +118,22 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 
 install_packages() {
   # python3-systemd: the CLI logs to the journal with priorities (device/cli/log_setup.py).
-  local wanted=(python3 python3-venv python3-systemd udev ca-certificates)
+  # alsa-utils: `aplay` plays the door chime (device/terminal/chime.py).
+  local wanted=(python3 python3-venv python3-systemd udev ca-certificates alsa-utils)
   local optional=()
   # The Pi camera stack comes from apt, not PyPI (it needs the matching libcamera).
   if is_raspberry_pi || apt_candidate python3-picamera2; then optional+=(python3-picamera2); fi
+  # Door LEDs and buzzer ([door] *_pin): gpiozero and its lgpio backend, from apt on a Pi.
+  if is_raspberry_pi; then optional+=(python3-gpiozero python3-lgpio); fi
+  apt_install "${wanted[@]}" -- "${optional[@]}"
+}
+
+apt_install() {
+  # apt_install REQUIRED... -- OPTIONAL...: the optional ones only where the archive has them.
+  local wanted=() optional=() seen_sep=0 p
+  for p in "$@"; do
+    if [ "$p" = -- ]; then seen_sep=1; elif [ $seen_sep = 1 ]; then optional+=("$p"); else wanted+=("$p"); fi
+  done
   local missing=()
   for p in "${wanted[@]}" "${optional[@]}"; do installed "$p" || missing+=("$p"); done
   if [ ${#missing[@]} -eq 0 ]; then
@@ -115,13 +142,14 @@ install_packages() {
   fi
   say "installing apt packages: ${missing[*]}"
   apt-get update -qq
-  if [[ " ${missing[*]} " == *" python3-picamera2 "* ]] && ! apt_candidate python3-picamera2; then
-    # Only now do we know the archive's package list: drop what it does not have.
-    local p available=()
-    for p in "${missing[@]}"; do [ "$p" = python3-picamera2 ] || available+=("$p"); done
-    missing=("${available[@]}")
-    [ ${#missing[@]} -gt 0 ] || return 0
-  fi
+  # Only now do we know the archive's package list: drop the optional ones it does not have.
+  local available=()
+  for p in "${missing[@]}"; do
+    if [[ " ${optional[*]} " == *" $p "* ]] && ! apt_candidate "$p"; then continue; fi
+    available+=("$p")
+  done
+  missing=("${available[@]}")
+  [ ${#missing[@]} -gt 0 ] || return 0
   # --no-install-recommends: picamera2 would otherwise pull in a Qt desktop.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
@@ -143,6 +171,14 @@ ensure_user() {
     useradd --system --gid "$USER_NAME" --home-dir "$DATA" --no-create-home \
       --shell /usr/sbin/nologin --comment "clockface attendance terminal" "$USER_NAME"
   fi
+  # The door chime (ALSA) and lights (GPIO): only the groups this OS has; the unit
+  # itself names none of them, so it starts on a Debian PC without a gpio group.
+  local g
+  for g in audio gpio; do
+    if getent group "$g" >/dev/null && ! id -nG "$USER_NAME" | tr ' ' '\n' | grep -qx "$g"; then
+      usermod -aG "$g" "$USER_NAME"
+    fi
+  done
 }
 
 ensure_venv() {
@@ -265,6 +301,39 @@ model_present() {
   esac
 }
 
+# --- the kiosk screen (--kiosk) ------------------------------------------------
+
+install_kiosk() {
+  # cage: the Wayland kiosk compositor; Chromium is `chromium` on Debian and current
+  # Raspberry Pi OS, `chromium-browser` on older Raspberry Pi OS images.
+  local browser=chromium
+  if ! installed chromium && ! apt_candidate chromium && apt_candidate chromium-browser; then browser=chromium-browser; fi
+  apt_install cage "$browser" fonts-dejavu-core --
+  if ! id "$KIOSK_USER" >/dev/null 2>&1; then
+    say "creating system user $KIOSK_USER (the kiosk browser; no access to the attendance data)"
+    useradd --system --user-group --home-dir /var/lib/$KIOSK_USER --no-create-home \
+      --shell /usr/sbin/nologin --comment "clockface kiosk screen" "$KIOSK_USER"
+  fi
+  # logind grants the tty1 session its screen and input; these groups cover a seat without ACLs.
+  local g
+  for g in video render input; do
+    if getent group "$g" >/dev/null; then usermod -aG "$g" "$KIOSK_USER"; fi
+  done
+  install -m 0644 "$HERE/$KIOSK_UNIT" "$UNIT_DIR/$KIOSK_UNIT"
+  # The page's URL from this terminal's config ([kiosk] port), so the unit file stays as shipped.
+  local port
+  port=$("$BIN_LINK" config show --key kiosk.port 2>/dev/null || echo "$KIOSK_PORT_DEFAULT")
+  mkdir -p "$(dirname "$KIOSK_DROPIN")"
+  printf '# Written by setup.sh --device --kiosk from [kiosk] port in %s.\n[Service]\nEnvironment=CLOCKFACE_KIOSK_URL=http://127.0.0.1:%s/\nEnvironment=CLOCKFACE_KIOSK_BROWSER=/usr/bin/%s\n' \
+    "$CONFIG" "$port" "$browser" > "$KIOSK_DROPIN"
+  if systemd_running; then systemctl daemon-reload; fi
+  systemctl enable "$KIOSK_UNIT" >/dev/null 2>&1 || systemctl enable "$KIOSK_UNIT"
+  say "kiosk screen installed: $KIOSK_UNIT shows http://127.0.0.1:$port/ on tty1 (enable the page with [kiosk] in $CONFIG)"
+  if systemd_running; then
+    if systemctl is-active -q "$KIOSK_UNIT"; then systemctl restart "$KIOSK_UNIT"; else systemctl start --no-block "$KIOSK_UNIT"; fi
+  fi
+}
+
 start_or_restart() {
   if ! systemd_running; then
     say "systemd is not running here (chroot/image build): the service starts at boot"
@@ -323,4 +392,5 @@ ensure_data
 write_config
 install_units
 start_or_restart
+if [ "$KIOSK" = 1 ]; then install_kiosk; fi
 next_steps

@@ -63,6 +63,8 @@ GUEST_CHECKS = [
     "clean-stop",
     "retention",
     "camera-v4l2",
+    "kiosk-unit",
+    "kiosk-page",
 ]
 HOST_CHECKS = ["setup-rerun", "uninstall", "stick-report", "rows-survive-poweroff", "clean-shutdown"]
 

@@ -4,7 +4,9 @@
 for a misspelt key or a bad value), checked inside a scratch root that has
 the installed paths (--root), so it does not depend on this machine having
 clockface installed. `systemd-analyze security --offline=true` scores the
-hardening; clockface.service must stay at or below 4.0.
+hardening; clockface.service must stay at or below 4.0, and so must the kiosk
+screen (clockface-kiosk.service), as far as a display client allows: Chromium's
+sandbox needs namespaces, cage needs the seat's devices.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"
-UNITS = ["clockface.service", "clockface-stick@.service", "clockface-retention.service", "clockface-retention.timer"]
+UNITS = [
+    "clockface.service",
+    "clockface-stick@.service",
+    "clockface-retention.service",
+    "clockface-retention.timer",
+    "clockface-kiosk.service",
+]
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 RULE = SYSTEMD / "99-clockface-stick.rules"
 MAX_EXPOSURE = 4.0
@@ -28,7 +36,11 @@ MAX_EXPOSURE = 4.0
 INSTALLED = {
     "/opt/clockface/venv/bin/clockface": "the venv's clockface",
     "/opt/clockface/libexec/clockface-stick": "systemd/clockface-stick",
+    # apt's, on a terminal installed with --kiosk (this machine need not have them).
+    "/usr/bin/cage": "apt's cage",
+    "/usr/bin/python3": "apt's python3 (the kiosk's wait for the page)",
 }
+KIOSK_DEFAULT_PORT = 8091
 
 analyze = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(analyze is None, reason="systemd-analyze not installed (apt-get install systemd)")
@@ -117,6 +129,60 @@ def test_service_contract() -> None:
     assert "HUP" in d["ExecReload"][0]
 
 
+def test_door_outputs_reach_their_devices() -> None:
+    """The chime (ALSA) and the door lights (GPIO chips) pass DevicePolicy=closed; no group the OS may lack."""
+    d = _directives("clockface.service")
+    allowed = {v.split()[0] for v in d["DeviceAllow"]}
+    assert {"char-alsa", "char-gpiochip"} <= allowed, allowed
+    # Debian has no gpio group, and a unit naming a missing group fails (216/GROUP): the
+    # installer adds the user to audio/gpio where they exist instead.
+    assert d["SupplementaryGroups"] == ["video"]
+    installer = (SYSTEMD / "install-device.sh").read_text()
+    assert "for g in audio gpio" in installer and "alsa-utils" in installer
+
+
+def test_kiosk_contract() -> None:
+    """cage + Chromium on tty1 in a logind session, as its own user, on the terminal's loopback page."""
+    d = _directives("clockface-kiosk.service")
+    assert d["User"] == ["clockface-kiosk"], "neither root nor clockface (no access to the attendance data)"
+    assert d["PAMName"] == ["login"] and d["TTYPath"] == ["/dev/tty1"]
+    assert d["StandardInput"] == ["tty-fail"]
+    assert "getty@tty1.service" in d["Conflicts"]
+    argv = shlex.split(d["ExecStart"][0])
+    assert argv[0] == "/usr/bin/cage" and "--" in argv
+    browser = argv[argv.index("--") + 1 :]
+    assert browser[0] == "${CLOCKFACE_KIOSK_BROWSER}" and "--kiosk" in browser and "--noerrdialogs" in browser
+    assert browser[-1] == "${CLOCKFACE_KIOSK_URL}"
+    env = dict(v.split("=", 1) for v in d["Environment"])
+    assert env["CLOCKFACE_KIOSK_URL"] == f"http://127.0.0.1:{KIOSK_DEFAULT_PORT}/"
+    assert env["CLOCKFACE_KIOSK_BROWSER"] == "/usr/bin/chromium"
+    assert d["IPAddressDeny"] == ["any"] and d["IPAddressAllow"] == ["localhost"], "the browser reaches loopback only"
+    assert d["Restart"] == ["always"]
+
+
+def test_kiosk_url_is_the_kiosk_default_port() -> None:
+    """The unit's default URL is where the terminal serves the kiosk page by default ([kiosk] port)."""
+    from device.config import SECTIONS, parse_config
+
+    if "kiosk" not in SECTIONS:
+        pytest.skip("this build has no [kiosk] section yet")
+    port = parse_config({}, env={"HOME": "/h"}).to_toml_dict()["kiosk"]["port"]
+    assert port == KIOSK_DEFAULT_PORT
+    assert "KIOSK_PORT_DEFAULT=8091" in (SYSTEMD / "install-device.sh").read_text()
+
+
+def test_setup_passes_device_flags_to_the_installer(tmp_path: Path) -> None:
+    """`./setup.sh --device --kiosk` runs the device installer with --kiosk (and the other flags as given)."""
+    shutil.copy(REPO / "setup.sh", tmp_path / "setup.sh")
+    (tmp_path / "systemd").mkdir()
+    fake = tmp_path / "systemd" / "install-device.sh"
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$(dirname "$0")/args"\n')
+    for flags in (["--device", "--kiosk"], ["--device"], ["--device", "--uninstall", "--purge-data"]):
+        p = subprocess.run(["bash", str(tmp_path / "setup.sh"), *flags], text=True, capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert (tmp_path / "systemd" / "args").read_text().split() == flags[1:], flags
+
+
 def test_exec_commands_exist_in_cli() -> None:
     """Every `clockface ...` command line in the units is a real command with real options."""
     import click
@@ -189,6 +255,7 @@ def test_installer_installs_every_unit() -> None:
     text = (SYSTEMD / "install-device.sh").read_text()
     for unit in UNITS:
         assert unit in text, f"install-device.sh does not install {unit}"
+    assert "--kiosk) KIOSK=1" in text and "apt_install cage" in text
     assert RULE.name in text
     assert "--system-site-packages" in text
     # The device venv gets the project without extras: no converter, no TensorFlow.

@@ -9,7 +9,8 @@ Talks to the host only through lines on /dev/ttyS0 that start with "VMTEST":
 
 Boot 1: READY, USB enrolment, recognition from the video, watchdog restart,
 then asks the host for a hard power-off while the service runs.
-Boot 2: READY again, integrity and rows after the power cut, clean stop;
+Boot 2: READY again, integrity and rows after the power cut, clean stop,
+the kiosk unit and the kiosk page (loopback only);
 then the unit's SuccessAction powers the machine off cleanly.
 Standard library only (the guest's system python3).
 """
@@ -17,12 +18,14 @@ Standard library only (the guest's system python3).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 SERVICE = "clockface.service"
@@ -383,6 +386,8 @@ def boot2() -> None:
         + tail(log, 3),
     )
     check_camera()
+    check_kiosk_unit()
+    check_kiosk_page()
     # Running again, so the system shutdown also stops it (the host checks that in the journal).
     sh("systemctl", "start", SERVICE, timeout=300)
     wait_running(EXPECTED["ready_timeout"])
@@ -435,6 +440,102 @@ def check_camera() -> None:
         )
     finally:
         Path("/etc/clockface/clockface.toml").write_text(old)
+        sh("systemctl", "stop", SERVICE, timeout=300)
+
+
+KIOSK_UNIT = Path("/usr/src/clockface/systemd/clockface-kiosk.service")
+
+
+def check_kiosk_unit() -> None:
+    """The kiosk unit against this guest's own systemd and units (getty@tty1, logind, dbus).
+
+    The image is installed without --kiosk (no cage or Chromium in a headless VM), so the
+    one thing verify may say is that those two binaries are missing; anything else fails."""
+    t0 = now()
+    out = sh("systemd-analyze", "verify", "--man=no", str(KIOSK_UNIT))
+    missing_ok = re.compile(
+        r"Command (/usr/bin/cage|/usr/bin/chromium|\$\{CLOCKFACE_KIOSK_BROWSER\}) is not executable"
+    )
+    other = [ln for ln in out.splitlines() if ln.strip() and not missing_ok.search(ln)]
+    check("kiosk-unit", not other, t0, f"systemd-analyze verify: {tail(out, 6) or 'nothing to say'}")
+
+
+def listeners(port: int) -> list[str]:
+    """Local addresses with a TCP socket listening on *port*, from /proc/net/tcp{,6}
+    (no iproute2 in a minbase image)."""
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                address, hexport = fields[1].split(":")
+                if fields[3] != "0A" or int(hexport, 16) != port or len(address) != width:
+                    continue
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.append(str(ipaddress.ip_address(words)))
+    return found
+
+
+def kiosk_enabled(toml: str) -> str:
+    """*toml* with `enabled = true` in its [kiosk] table (added when the table is missing)."""
+    m = re.search(r"(?m)^\[kiosk\]\s*$", toml)
+    if m is None:
+        return toml + "\n[kiosk]\nenabled = true\n"
+    end = re.search(r"(?m)^\[", toml[m.end() :])
+    body = toml[m.end() : m.end() + end.start()] if end else toml[m.end() :]
+    body, n = re.subn(r"(?m)^#?\s*enabled\s*=.*$", "enabled = true", body, count=1)
+    if not n:
+        body = "\nenabled = true" + body
+    return toml[: m.end()] + body + (toml[m.end() + end.start() :] if end else "")
+
+
+def check_kiosk_page() -> None:
+    """With [kiosk] enabled the terminal serves the page on loopback, and only there."""
+    t0 = now()
+    port = sh(
+        "runuser",
+        "-u",
+        "clockface",
+        "--",
+        "env",
+        "CLOCKFACE_CONFIG=/etc/clockface/clockface.toml",
+        "/opt/clockface/venv/bin/clockface",
+        "config",
+        "show",
+        "--key",
+        "kiosk.port",
+    )
+    if not port.isdigit():
+        check("kiosk-page", False, t0, f"no [kiosk] in this build's config: {port[-200:]}")
+        return
+    config = Path("/etc/clockface/clockface.toml")
+    old = config.read_text()
+    text = kiosk_enabled(old)
+    config.write_text(text)
+    try:
+        sh("systemctl", "reset-failed", SERVICE)
+        sh("systemctl", "restart", SERVICE, timeout=300)
+        p = wait_running(EXPECTED["ready_timeout"])
+        url = f"http://127.0.0.1:{port}/"
+        served = wait_for(lambda: listeners(int(port)), 60, 1.0) or []
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                status, body = r.status, r.read(2000).decode("utf-8", "replace")
+        except OSError as exc:
+            status, body = 0, str(exc)
+        only_loopback = bool(served) and all(ipaddress.ip_address(a).is_loopback for a in served)
+        ok = p.get("SubState") == "running" and status == 200 and "<html" in body.lower() and only_loopback
+        check(
+            "kiosk-page",
+            ok,
+            t0,
+            f"GET {url}: {status}; listening on {served} (loopback only: {only_loopback})"
+            + ("" if ok else " journal: " + tail(journal(SERVICE), 10)),
+        )
+    finally:
+        config.write_text(old)
         sh("systemctl", "stop", SERVICE, timeout=300)
 
 
