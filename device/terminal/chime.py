@@ -73,7 +73,7 @@ class Chime:
         self.sounds = sounds
         self._playing: subprocess.Popen | None = None
         self._lock = threading.Lock()
-        self.played: list[Path] = []  # what was started, newest last (for the log and tests)
+        self.last: Path | None = None  # the WAV started last
 
     def busy(self) -> bool:
         return self._playing is not None and self._playing.poll() is None
@@ -98,7 +98,7 @@ class Chime:
             except OSError as exc:  # aplay removed since start-up: not worth stopping the door for
                 log.warning("chime not played: %s", exc)
                 return
-            self.played.append(wav)
+            self.last = wav
 
     def close(self, timeout: float = 2.0) -> None:
         """Let the last chime finish (or stop it), so no child outlives the terminal."""

@@ -159,6 +159,7 @@ def test_chime_never_blocks_and_plays_one_at_a_time(tmp_path):
     chime(event(DoorKind.UNKNOWN))  # the first has finished: this one plays
     chime.close()
     assert [Path(c[-1]).name for c in calls(folder)] == ["logged.wav", "unknown.wav"]
+    assert chime.last == SOUNDS / "unknown.wav"
 
 
 # --- the lights ------------------------------------------------------------------
