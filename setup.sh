@@ -97,6 +97,15 @@ dev_setup() {
   else
     say "default model present in $models"
   fi
+  # MTCNN (stills: enrolment, eval) beside it; real photos, where ../shared has them, check the export too.
+  if [ ! -f "$models/mtcnn.json" ]; then
+    say "converting the MTCNN face detector into $models"
+    local photos=()
+    [ -d "$ROOT/../shared/faces" ] && photos=(--calibration "$ROOT/../shared/faces")
+    .venv/bin/clockface convert mtcnn --output "$models" "${photos[@]}"
+  else
+    say "MTCNN present in $models"
+  fi
   say "done. Try: .venv/bin/clockface demo"
 }
 
