@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
 from device.vision.embedder import _interpreter_class, filtered_native_stderr
@@ -234,6 +233,46 @@ def landmarks_in_image(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.stack([xs, ys], axis=-1).astype(np.float32)
 
 
+def _area_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """Input indices (out, K) and weights (out, K) of tf.image.resize's "area" method along one axis.
+
+    Computed in float32 as TensorFlow's resize_area kernel does (positions y * scale in float32):
+    that rounding moves pixels by up to 1e-4, enough to tip a P-Net score sitting at its threshold
+    and, through the package's NMS, which face survives. OpenCV's INTER_AREA differs by that much.
+    """
+    scale = np.float32(in_size) / np.float32(out_size)
+    pos = np.arange(out_size, dtype=np.float32)
+    lo, hi = pos * scale, (pos + 1) * scale
+    start, end = np.floor(lo).astype(np.intp), np.ceil(hi).astype(np.intp)
+    index = start[:, None] + np.arange(int((end - start).max()))[None]
+    cell = index.astype(np.float32)
+    lo, hi = lo[:, None], hi[:, None]
+    weight = np.where(
+        cell < lo,
+        np.where(cell + 1 > hi, scale, cell + 1 - lo),
+        np.where(cell + 1 > hi, hi - cell, np.float32(1)),
+    ).astype(np.float32)
+    weight[index >= end[:, None]] = 0
+    return np.clip(index, 0, in_size - 1), weight, scale
+
+
+def resize_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, C) float32 -> (height, width, C) as tf.image.resize(method="area") (the package's pyramid)."""
+    cols, wx, sx = _area_taps(image.shape[1], width)
+    rows, wy, sy = _area_taps(image.shape[0], height)
+    # Along x first, then y, each tap in order with float32 sums, as the kernel adds them (so the
+    # result is bit-exact); each pass gathers whole rows of a transposed copy, which is a memcpy.
+    columns = np.ascontiguousarray(image.transpose(1, 0, 2))
+    across = np.zeros((width, image.shape[0], image.shape[2]), np.float32)
+    for k in range(cols.shape[1]):
+        across += columns[cols[:, k]] * wx[:, k, None, None]
+    rows_first = np.ascontiguousarray(across.transpose(1, 0, 2))
+    down = np.zeros((height, width, image.shape[2]), np.float32)
+    for k in range(rows.shape[1]):
+        down += rows_first[rows[:, k]] * wy[:, k, None, None]
+    return down * np.float32(1.0 / float(sy * sx))
+
+
 def crop_and_resize(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """tf.image.crop_and_resize of (H, W, C) float32 over boxes x1, y1, x2, y2 (pixels), bilinear, 0 outside.
 
@@ -351,7 +390,7 @@ class MtcnnDetector:
             h, w = int(height * scale), int(width * scale)
             if min(h, w) < s.min_size:  # P-Net has no output below its 12-px window
                 continue
-            scaled = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            scaled = resize_area(image, w, h)
             out = self._nets["pnet"].run(scaled[None])
             boxes = pnet_proposals(
                 out["box_regression"][0], out["face_probability"][0, :, :, 1], s.threshold_pnet, float(scale)

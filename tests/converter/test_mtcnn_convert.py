@@ -136,12 +136,13 @@ def test_conversion_writes_three_verified_networks_and_one_sidecar(tmp_path: Pat
 
 @pytest.mark.slow
 def test_device_crops_and_pyramid_are_the_packages_arithmetic() -> None:
-    """The device's crop_and_resize and pyramid against tf.image.crop_and_resize and build_scale_pyramid."""
+    """The device's crop_and_resize, area resize and pyramid against tf.image.crop_and_resize,
+    tf.image.resize(method="area") and build_scale_pyramid."""
     tf = require("tensorflow", "the reference needs pip install '.[converter]'")
     require("mtcnn", "the reference needs pip install '.[converter]'")
     from mtcnn.utils.images import build_scale_pyramid
 
-    from device.vision.mtcnn import MtcnnSettings, crop_and_resize, pyramid_scales
+    from device.vision.mtcnn import MtcnnSettings, crop_and_resize, pyramid_scales, resize_area
 
     rng = np.random.default_rng(3)
     image = rng.uniform(-1, 1, size=(83, 121, 3)).astype(np.float32)
@@ -152,6 +153,12 @@ def test_device_crops_and_pyramid_are_the_packages_arithmetic() -> None:
         expected = tf.image.crop_and_resize(image[None], norm, np.zeros(len(boxes), np.int32), (size, size)).numpy()
         got = crop_and_resize(image, boxes, size)
         assert np.abs(got - expected).max() < 5e-5  # TF samples at float32 positions, the device at float64
+    photo = rng.uniform(-1, 1, size=(1365, 2048, 3)).astype(np.float32)  # the size where OpenCV's area differed
+    for scale in (0.6, 0.6 * 0.709**2, 0.6 * 0.709**11):
+        height, width = (int(d * scale) for d in photo.shape[:2])
+        expected = tf.image.resize(photo[None], np.asarray(photo.shape[:2]) * scale, method="area").numpy()[0]
+        assert expected.shape[:2] == (height, width)
+        np.testing.assert_array_equal(resize_area(photo, width, height), expected)  # bit for bit
     settings = MtcnnSettings()
     for width, height in ((250, 180), (2280, 1588), (150, 150), (30, 600)):
         expected = build_scale_pyramid(width, height, min_face_size=20, scale_factor=0.709)

@@ -112,5 +112,5 @@ def test_a_missing_network_file_is_refused(tmp_path: Path) -> None:
 
 def test_a_broken_sidecar_is_one_line(tmp_path: Path) -> None:
     (tmp_path / SIDECAR).write_text('{"format": 1, "networks": {}}')
-    with pytest.raises(MtcnnError, match="not a valid MTCNN sidecar.*no entry for pnet, rnet, onet"):
+    with pytest.raises(MtcnnError, match=r"not a valid MTCNN sidecar.*no entry for pnet, rnet, onet"):
         MtcnnDetector.from_models_dir(tmp_path)

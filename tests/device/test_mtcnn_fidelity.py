@@ -8,7 +8,6 @@ The package rounds its boxes and landmarks to whole pixels, so up to 0.5 px of a
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
