@@ -256,13 +256,18 @@ def _area_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.
     return np.clip(index, 0, in_size - 1), weight, scale
 
 
-def resize_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H, W, C) float32 -> (height, width, C) as tf.image.resize(method="area") (the package's pyramid)."""
+def resize_area(image: np.ndarray, width: int, height: int, columns: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, C) float32 -> (height, width, C) as tf.image.resize(method="area") (the package's pyramid).
+
+    `columns` is `image` transposed to (W, H, C) and contiguous, when the caller already has it
+    (the pyramid resizes one image many times; the transpose is most of a resize's cost).
+    """
     cols, wx, sx = _area_taps(image.shape[1], width)
     rows, wy, sy = _area_taps(image.shape[0], height)
     # Along x first, then y, each tap in order with float32 sums, as the kernel adds them (so the
     # result is bit-exact); each pass gathers whole rows of a transposed copy, which is a memcpy.
-    columns = np.ascontiguousarray(image.transpose(1, 0, 2))
+    if columns is None:
+        columns = np.ascontiguousarray(image.transpose(1, 0, 2))
     across = np.zeros((width, image.shape[0], image.shape[2]), np.float32)
     for k in range(cols.shape[1]):
         across += columns[cols[:, k]] * wx[:, k, None, None]
@@ -273,8 +278,8 @@ def resize_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return down * np.float32(1.0 / float(sy * sx))
 
 
-def crop_and_resize(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """tf.image.crop_and_resize of (H, W, C) float32 over boxes x1, y1, x2, y2 (pixels), bilinear, 0 outside.
+def crop_and_resize(image: np.ndarray, boxes: np.ndarray, size: int, fill: float = 0.0) -> np.ndarray:
+    """tf.image.crop_and_resize of (H, W, C) over boxes x1, y1, x2, y2 (pixels), bilinear, `fill` outside.
 
     The package divides pixel boxes by H and W, and TF scales those fractions by
     H - 1 and W - 1: the same arithmetic is done here, so crops agree to float rounding.
@@ -294,14 +299,14 @@ def crop_and_resize(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarr
     left, right, wx, in_x = axis(boxes[:, 0], boxes[:, 2], width)
 
     def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return image[rows[:, :, None], cols[:, None, :]]  # (n, size, size, C)
+        return image[rows[:, :, None], cols[:, None, :]].astype(np.float32)  # (n, size, size, C)
 
     wx4 = wx[:, None, :, None]
     upper = gather(top, left) + (gather(top, right) - gather(top, left)) * wx4
     lower = gather(bottom, left) + (gather(bottom, right) - gather(bottom, left)) * wx4
     out = upper + (lower - upper) * wy[:, :, None, None]
     mask = in_y[:, :, None] & in_x[:, None, :]
-    return np.where(mask[..., None], out, 0).astype(np.float32)
+    return np.where(mask[..., None], out, np.float32(fill)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- runtime
@@ -386,11 +391,12 @@ class MtcnnDetector:
         s = self.settings
         height, width = image.shape[:2]
         found = []
+        columns = np.ascontiguousarray(image.transpose(1, 0, 2))
         for scale in pyramid_scales(width, height, s):
             h, w = int(height * scale), int(width * scale)
             if min(h, w) < s.min_size:  # P-Net has no output below its 12-px window
                 continue
-            scaled = resize_area(image, w, h)
+            scaled = resize_area(image, w, h, columns)
             out = self._nets["pnet"].run(scaled[None])
             boxes = pnet_proposals(
                 out["box_regression"][0], out["face_probability"][0, :, :, 1], s.threshold_pnet, float(scale)
@@ -411,9 +417,10 @@ class MtcnnDetector:
         boxes = boxes[boxes[:, 4] > s.threshold_rnet]
         return square(nms(boxes, s.nms_rnet))
 
-    def _output(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _output(self, image: np.ndarray, boxes: np.ndarray, crops: np.ndarray | None = None):
         """O-Net: (boxes, landmarks (n, 5, 2)) for the given squared boxes, before thresholding."""
-        out = self._nets["onet"].run(crop_and_resize(image, boxes, CROP_SIZES["onet"]))
+        crops = crop_and_resize(image, boxes, CROP_SIZES["onet"]) if crops is None else crops
+        out = self._nets["onet"].run(crops)
         points = landmarks_in_image(boxes, out["landmarks"])
         boxes = boxes.copy()
         boxes[:, 4] = out["face_probability"][:, 1]
@@ -437,13 +444,21 @@ class MtcnnDetector:
     def landmarks(self, image_bgr: np.ndarray, box: Sequence[float]) -> np.ndarray:
         """The 5 landmarks (5, 2) O-Net places in a given (x, y, w, h) box, e.g. a Haar box in a frame.
 
-        The box is squared about its centre first, as O-Net only ever sees squared boxes.
+        The box is squared about its centre first, as O-Net only ever sees squared boxes. Only the
+        48 x 48 samples are normalised (bilinear sampling is linear, and the outside is filled with
+        the mean, which normalises to detect()'s 0), so the cost does not grow with the frame: this
+        runs once per new track in the frame loop.
         """
         x, y, w, h = (float(v) for v in box)
         if w <= 0 or h <= 0:
             raise ValueError(f"box must have a positive size, got {tuple(box)}")
+        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+            raise ValueError(f"MTCNN takes a colour image (H, W, 3), got shape {image_bgr.shape}")
         boxes = square(np.array([[x, y, x + w, y + h, 0.0]]))
-        _, points = self._output(self._normalise(image_bgr), boxes)
+        pixels = image_bgr[:, :, ::-1] if self.card.colour_order == "RGB" else image_bgr
+        raw = crop_and_resize(pixels, boxes, CROP_SIZES["onet"], fill=self.card.mean)
+        crops = (raw - np.float32(self.card.mean)) * np.float32(self.card.scale)
+        _, points = self._output(pixels, boxes, crops)
         return points[0]
 
 

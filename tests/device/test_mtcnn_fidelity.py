@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from device.camera.images import is_image_file, read_image
-from device.vision.mtcnn import LANDMARK_NAMES, MtcnnDetector, MtcnnFace
+from device.vision.mtcnn import LANDMARK_NAMES, MtcnnDetector, MtcnnFace, square
 from tests.conftest import require, shared_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
@@ -107,3 +107,16 @@ def test_landmarks_for_a_given_box_are_the_faces_own(detector) -> None:
     assert np.abs(points - face.landmarks).max() <= 0.05 * face.box[2]
     left_eye, right_eye = points[0], points[1]
     assert left_eye[0] < right_eye[0]  # "left" is the image's left
+
+
+def test_landmarks_sampled_from_raw_pixels_equal_the_detectors_own_path(detector) -> None:
+    """landmarks() normalises only its 48 x 48 samples (so its cost does not grow with the frame); that
+    must be the O-Net input detect() builds from the normalised image, also for a box past the border."""
+    folder = shared_path("faces", "barack_obama")
+    image = read_image(sorted(p for p in folder.iterdir() if is_image_file(p))[0])
+    (face,) = detector.detect(image)
+    x, y, w, h = face.box
+    for box in (face.box, (-0.3 * w, y, w, h), (x, image.shape[0] - 0.6 * h, 1.2 * w, h)):
+        square_box = square(np.array([[box[0], box[1], box[0] + box[2], box[1] + box[3], 0.0]]))
+        _, expected = detector._output(detector._normalise(image), square_box)
+        np.testing.assert_allclose(detector.landmarks(image, box), expected[0], atol=1e-3)
