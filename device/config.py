@@ -41,6 +41,7 @@ from msgspec import Meta
 from device import paths as default_paths
 from device.enrolment.photo_rules import EnrolRules
 from device.terminal.kiosk import KioskSettings
+from device.terminal.motion import MotionSettings
 from device.terminal.preview import PreviewSettings
 from device.terminal.recorder import Checkout
 from device.vision.detect import DetectionSettings
@@ -144,6 +145,7 @@ class Config:
     camera: CameraSettings = field(default_factory=CameraSettings)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     recognition: RecognitionSettings = field(default_factory=RecognitionSettings)
+    motion: MotionSettings = field(default_factory=MotionSettings)
     enrol: EnrolRules = field(default_factory=EnrolRules)
     preview: PreviewSettings = field(default_factory=PreviewSettings)
     kiosk: KioskSettings = field(default_factory=KioskSettings)
@@ -159,6 +161,7 @@ class Config:
             ("camera", self.camera),
             ("detection", self.detection),
             ("recognition", self.recognition),
+            ("motion", self.motion),
             ("enrol", self.enrol),
             ("preview", self.preview),
             ("kiosk", self.kiosk),
@@ -179,6 +182,7 @@ SECTIONS: dict[str, type] = {
     "camera": CameraSettings,
     "detection": DetectionSettings,
     "recognition": RecognitionSettings,
+    "motion": MotionSettings,
     "enrol": EnrolRules,
     "preview": PreviewSettings,
     "kiosk": KioskSettings,
@@ -348,6 +352,7 @@ def _parse(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Path | N
         camera=_section(CameraSettings, "camera", doc.get("camera", {})),
         detection=_section(DetectionSettings, "detection", doc.get("detection", {})),
         recognition=_section(RecognitionSettings, "recognition", doc.get("recognition", {})),
+        motion=_section(MotionSettings, "motion", doc.get("motion", {})),
         enrol=_section(EnrolRules, "enrol", doc.get("enrol", {})),
         preview=_section(PreviewSettings, "preview", doc.get("preview", {})),
         kiosk=_section(KioskSettings, "kiosk", doc.get("kiosk", {})),

@@ -1,4 +1,5 @@
-"""One frame in, decisions out: detect every frame, embed only undecided tracks.
+"""One frame in, decisions out: detect every frame that moved (or while faces are
+tracked), embed only undecided tracks.
 
 Haar finds the faces in every frame; MTCNN's O-Net places a track's 5
 landmarks only when that track needs an embedding (the "align" stage), so
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from device.terminal.motion import MotionGate, MotionSettings
 from device.terminal.tracking import Decision, Tracker, TrackerSettings
 from device.vision.faces import FacePipeline
 from device.vision.matcher import Matcher
@@ -30,6 +32,7 @@ class Stats:
     faces: int = 0
     embeddings: int = 0
     decisions: int = 0
+    still: int = 0  # frames the motion gate kept from the detector
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def add(self, stage: str, seconds: float) -> None:
@@ -38,7 +41,12 @@ class Stats:
 
 class Recogniser:
     def __init__(
-        self, pipeline: FacePipeline, matcher: Matcher, tracking: TrackerSettings, min_face_px: int = 0
+        self,
+        pipeline: FacePipeline,
+        matcher: Matcher,
+        tracking: TrackerSettings,
+        min_face_px: int = 0,
+        motion: MotionSettings | None = None,
     ) -> None:
         if pipeline.embedder is None:
             raise ValueError("the recogniser needs a pipeline with an embedder")
@@ -47,15 +55,20 @@ class Recogniser:
         self.matcher = matcher
         self.tracker = Tracker(tracking)
         self.min_face_px = min_face_px
+        self.motion = MotionGate(motion or MotionSettings(enabled=False))
         self.stats = Stats()
 
     def process(self, image: np.ndarray, frame_index: int) -> list[Decision]:
         stats = self.stats
         t0 = time.perf_counter()
+        stats.frames += 1
+        if not self.motion.is_open(image, tracking=bool(self.tracker.tracks)):
+            stats.add("detect", time.perf_counter() - t0)  # the gate's own cost
+            stats.still += 1
+            return []
         boxes = self.pipeline.detect(image, still=False)
         t1 = time.perf_counter()
         stats.add("detect", t1 - t0)
-        stats.frames += 1
         stats.faces += len(boxes)
         decisions = []
         for track, box in self.tracker.update(boxes, frame_index):

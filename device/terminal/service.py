@@ -114,6 +114,7 @@ class Session:
             load_matcher(config, self.model),
             TrackerSettings(rec.confirm_k, rec.confirm_n, rec.track_iou, rec.track_max_missing),
             rec.min_face_px,
+            config.motion,
         )
         self.recorder = recorder
         recorder.zone, recorder.terminal_id = config.logs.zone, config.logs.terminal_id
