@@ -23,7 +23,7 @@ from device.terminal.tracking import Decision, Tracker, TrackerSettings
 from device.vision.faces import FacePipeline
 from device.vision.matcher import Matcher
 
-STAGES = ("capture", "detect", "align", "embed", "match", "log")
+STAGES = ("capture", "gate", "detect", "align", "embed", "match", "log")
 
 
 @dataclass
@@ -60,15 +60,16 @@ class Recogniser:
 
     def process(self, image: np.ndarray, frame_index: int) -> list[Decision]:
         stats = self.stats
-        t0 = time.perf_counter()
         stats.frames += 1
-        if not self.motion.is_open(image, tracking=bool(self.tracker.tracks)):
-            stats.add("detect", time.perf_counter() - t0)  # the gate's own cost
+        t0 = time.perf_counter()
+        moving = self.motion.is_open(image, tracking=bool(self.tracker.tracks))
+        t1 = time.perf_counter()
+        stats.add("gate", t1 - t0)
+        if not moving:
             stats.still += 1
             return []
         boxes = self.pipeline.detect(image, still=False)
-        t1 = time.perf_counter()
-        stats.add("detect", t1 - t0)
+        stats.add("detect", time.perf_counter() - t1)
         stats.faces += len(boxes)
         decisions = []
         for track, box in self.tracker.update(boxes, frame_index):

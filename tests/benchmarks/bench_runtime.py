@@ -1,6 +1,7 @@
 """Benchmark the device runtime against the per-frame design it replaces.
 
     .venv/bin/python tests/benchmarks/bench_runtime.py [--model PATH] [--faces DIR] [--frames N] [--against REV]
+        [--idle-minutes M] [--idle-fps F]
 
 Each configuration runs in its own subprocess (so peak RSS and start-up time
 are its own) on the same inputs in the same run, and the table reports ratios
@@ -20,12 +21,21 @@ not comparable across runs.
 
 Inputs: the clip in ../shared/faces/_video (gallery: every photo of ../shared/faces),
 and a synthetic 640x480 stream (the demo's entrance clip, looped).
+
+Idle (its own table, --idle-minutes, default 5; 0 skips it): the terminal's loop on a
+live camera at the edge of the library, paced in real time (--idle-fps, default 10):
+an empty entrance with sensor noise for M minutes, then a person from ../shared/faces
+walking in and standing at the door. Run with the motion gate off and on, each in its
+own process: process CPU seconds per minute over the idle part (time.process_time,
+all threads), and the delay from the person's first frame to the logged event. The
+same process then runs the shared clip, to show the gate changes no result.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -178,7 +188,176 @@ def worker_face_recognition(args: argparse.Namespace, t_spawn: float) -> dict:
     }
 
 
-WORKERS = {"clockface": worker_clockface, "per-frame": worker_per_frame, "face_recognition": worker_face_recognition}
+# --- idle: an empty entrance, then a person walks in ------------------------------
+IDLE_PERSON = ("angelina_jolie", "1.jpg")  # enrolled with every photo of ../shared/faces
+WALK_FRAMES, STAND_FRAMES = 30, 40  # 3 s walking in from the left edge, 4 s at the door (at 10 fps)
+GAP_FRAMES = 40  # empty again between walk-ins: long enough for the track to end and the gate to close
+WALK_INS = 3  # each one wakes the gate from still; the table gives the median delay
+
+
+def entrance_hall(h: int = 480, w: int = 640):
+    """The demo's empty hall: a gradient wall with some texture (float, 0-255)."""
+    import numpy as np
+
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (60 + 40 * (yy / h) + 10 * np.sin(xx / 37.0))[..., None].repeat(3, axis=2)
+
+
+class PacedEntrance:
+    """A camera at the entrance, at the library edge of the service (as the service tests'
+    fake cameras are): frames delivered in real time at `fps`, all made before the first
+    one is delivered so that making them costs nothing while measured. Sensor noise is
+    Gaussian luma noise of sigma 6 grey levels, new in every frame (32 noise fields, cycled).
+    Raw frames, as picamera2 delivers them: no decoding cost, so the idle number is the loop's own."""
+
+    live = True
+    name = "camera:entrance"
+
+    def __init__(self, face_photo: Path, idle_seconds: float, fps: float, stop: threading.Event) -> None:
+        import cv2
+        import numpy as np
+
+        from device.terminal.demo import head_and_shoulders
+
+        self.fps, self.stop = fps, stop
+        rng = np.random.default_rng(0)
+        hall = entrance_hall()
+        noise = [rng.normal(0, 6, hall.shape[:2])[..., None] for _ in range(32)]
+        self.idle = [np.clip(hall + n, 0, 255).astype(np.uint8) for n in noise]
+        self.idle_frames = int(idle_seconds * fps)
+        face = head_and_shoulders(cv2.imread(str(face_photo)))
+        self.person = []
+        for i in range(WALK_FRAMES + STAND_FRAMES):
+            t = min(i / (WALK_FRAMES - 1), 1.0)
+            size = int(180 + 100 * t)
+            x = int(-size + 10 + (size + 170) * t)  # from a 10-px sliver at the left edge to the middle
+            scene = hall.copy()
+            chip = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+            y = 100
+            scene[y : y + size, max(x, 0) : x + size] = chip[:, max(-x, 0) :]
+            self.person.append(np.clip(scene + noise[i % len(noise)], 0, 255).astype(np.uint8))
+        self.cpu: dict[str, float] = {}
+
+        self.first_person: list[float] = []  # monotonic time of each walk-in's first frame
+
+    def frames(self):
+        from device.camera.frames import Frame
+
+        warm = int(2 * self.fps)  # leave out the first 2 s: the first frames are always detected
+        cycle = len(self.person) + GAP_FRAMES
+        start = time.monotonic()
+        for i in range(self.idle_frames + WALK_INS * cycle):
+            delay = start + i / self.fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if i == warm:
+                self.cpu.update(cpu0=time.process_time(), wall0=time.monotonic())
+            if i == self.idle_frames:
+                self.cpu.update(cpu1=time.process_time(), wall1=time.monotonic())
+            k = (i - self.idle_frames) % cycle if i >= self.idle_frames else -1
+            image = self.person[k] if 0 <= k < len(self.person) else self.idle[i % len(self.idle)]
+            now = time.monotonic()
+            if k == 0:
+                self.first_person.append(now)
+            yield Frame(image, i, now)
+        self.stop.set()
+
+    def close(self) -> None:
+        pass
+
+
+def worker_idle(args: argparse.Namespace, t_spawn: float) -> dict:
+    import device.terminal.service as service
+    from device.config import parse_config
+    from device.terminal.notify import Notifier
+
+    attendance = str(Path(args.data) / f"attendance-idle-{os.getpid()}.db")
+    doc = {
+        "paths": {"data_dir": args.data, "model": args.model, "attendance_db": attendance},
+        "motion": {"enabled": args.motion == "on"},
+        "recognition": {"cooldown_minutes": 0},  # every walk-in is logged
+    }
+    cfg = parse_config(doc, env={})
+    stop = threading.Event()
+    camera = PacedEntrance(args.faces.joinpath(*IDLE_PERSON), 60 * args.idle_minutes, args.idle_fps, stop)
+    logged_at: list[tuple[float, str]] = []
+    real_open = service.open_source
+    service.open_source = lambda *a, **k: camera  # the camera edge, as in tests/device/test_service.py
+    try:
+        outcome = service.run_terminal(
+            cfg,
+            camera.name,
+            Notifier(None),
+            stop,
+            threading.Event(),
+            on_event=lambda e: logged_at.append((time.monotonic(), getattr(e, "person", "?"))),
+        )
+    finally:
+        service.open_source = real_open
+    c = camera.cpu
+    idle_wall = c["wall1"] - c["wall0"]
+    starts = [*camera.first_person, float("inf")]
+    delays = []
+    for begin, end in itertools.pairwise(starts):
+        hits = [t for t, _ in logged_at if begin <= t < end]
+        delays.append(hits[0] - begin if hits else None)
+    stats = outcome.stats
+    clip_cfg = parse_config(
+        {**doc, "paths": {**doc["paths"], "attendance_db": attendance + ".clip"}},
+        env={},
+    )
+    clip = service.run_terminal(clip_cfg, str(args.clip), Notifier(None), threading.Event(), threading.Event())
+    return {
+        "motion": args.motion,
+        "idle_seconds": idle_wall,
+        "idle_cpu_per_min": 60 * (c["cpu1"] - c["cpu0"]) / idle_wall,
+        "frames": outcome.frames,
+        "still": stats.still if stats else 0,
+        "gate_ms": 1000 * stats.seconds.get("gate", 0.0) / max(outcome.frames, 1) if stats else 0.0,
+        "detect_ms": 1000 * stats.seconds.get("detect", 0.0) / max(outcome.frames - stats.still, 1) if stats else 0.0,
+        "delays": delays,
+        "walk_in_logged": sorted({p for _, p in logged_at}),
+        "clip_logged": sorted({e.person for e in clip.logged}),
+        "clip_decisions": [(d.person, d.embeddings) for d, _ in clip.decisions],
+        "clip_embeddings": clip.stats.embeddings if clip.stats else 0,
+    }
+
+
+def idle_table(rows: list[dict], caption: str, fps: float) -> str:
+    """The idle table from the gate-off and gate-on runs (pure)."""
+    base = next((r for r in rows if r.get("motion") == "off" and "error" not in r), None)
+    lines = [
+        f"_{caption}_",
+        "",
+        "| motion gate | idle min | idle CPU s/min | vs gate off | frames | frames gated | gate ms/frame | "
+        "detect ms/detected frame | walk-in delays s | median delay frames | walk-in logged | clip logged | "
+        "clip embeddings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r.get('motion', '?')} | error: {r['error']} |||||||||||")
+            continue
+        ratio = r["idle_cpu_per_min"] / base["idle_cpu_per_min"] if base and base["idle_cpu_per_min"] else 0.0
+        delays = ", ".join("not logged" if d is None else f"{d:.2f}" for d in r["delays"])
+        found = sorted(d for d in r["delays"] if d is not None)
+        frames = f"{found[len(found) // 2] * fps:.1f}" if len(found) == len(r["delays"]) and found else "-"
+        lines.append(
+            f"| {r['motion']} | {r['idle_seconds'] / 60:.1f} | {r['idle_cpu_per_min']:.2f} | {ratio:.2f}x | "
+            f"{r['frames']} | {r['still']} | {r['gate_ms']:.2f} | {r['detect_ms']:.2f} | {delays} | {frames} | "
+            f"{', '.join(r['walk_in_logged']) or '-'} | {', '.join(r['clip_logged']) or '-'} | {r['clip_embeddings']} |"
+        )
+    same = len({json.dumps(r.get("clip_decisions")) for r in rows if "error" not in r}) == 1
+    lines += ["", f"Clip decisions identical with the gate off and on: {'yes' if same else 'no'}."]
+    return "\n".join(lines)
+
+
+WORKERS = {
+    "clockface": worker_clockface,
+    "per-frame": worker_per_frame,
+    "face_recognition": worker_face_recognition,
+    "idle": worker_idle,
+}
 
 
 # --- parent -------------------------------------------------------------------
@@ -248,6 +427,9 @@ def run_worker(mode: str, args: argparse.Namespace, source: Path, data: Path) ->
     ]
     if args.frames:
         cmd += ["--frames", str(args.frames)]
+    if worker == "idle":
+        cmd += ["--motion", args.motion, "--idle-minutes", str(args.idle_minutes), "--idle-fps", str(args.idle_fps)]
+        cmd += ["--clip", str(args.clip)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([*cmd, "--spawned-at", repr(time.time())], capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -256,7 +438,7 @@ def run_worker(mode: str, args: argparse.Namespace, source: Path, data: Path) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-STAGES = ("capture", "detect", "align", "embed", "match", "log")
+STAGES = ("capture", "gate", "detect", "align", "embed", "match", "log")
 
 
 def runtime_tables(rows: list[tuple[str, str, dict]], caption: str) -> str:
@@ -308,7 +490,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run REV's terminal loop (a temporary git worktree of that commit), alternating with this "
         "tree's, so old and new are measured side by side in one run",
     )
+    p.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=5.0,
+        help="minutes of empty entrance before the person walks in, per gate setting; 0 skips the idle table "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--idle-fps", type=float, default=10.0, help="the idle camera's frame rate (default: %(default)s)")
     p.add_argument("--worker", choices=sorted(WORKERS))
+    p.add_argument("--motion", choices=("off", "on"), default="on")
+    p.add_argument("--clip", type=Path)
     p.add_argument("--source")
     p.add_argument("--data")
     p.add_argument("--spawned-at", type=float)
@@ -374,6 +566,20 @@ def main() -> None:
             f"{os.cpu_count()} cores, best of {args.repeat})"
         )
         markdown = runtime_tables(rows, caption)
+        if args.idle_minutes > 0:
+            args.clip = clip
+            idle_rows = []
+            for setting in ("off", "on"):
+                args.motion = setting
+                r = run_worker("idle", args, clip, data)
+                idle_rows.append({"motion": setting, **(r or {"error": "no result"})})
+            markdown += "\n\n" + idle_table(
+                idle_rows,
+                f"idle entrance: {args.idle_minutes:g} min of an empty, noisy 640x480 scene at {args.idle_fps:g} fps "
+                f"in real time, then {IDLE_PERSON[0]} walks in {WALK_INS} times (the delay is from their first frame "
+                "in view to the logged event); motion gate off vs on, each in its own process, one run each",
+                args.idle_fps,
+            )
     print(markdown)
     written = write_results(args.results, markdown, provenance(__file__))
     print(f"\nwrote {written}", file=sys.stderr)
