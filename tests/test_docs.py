@@ -241,7 +241,36 @@ def test_runtime_tables_are_written_with_their_origin(tmp_path: Path) -> None:
         "_Written by `tests/benchmarks/bench_runtime.py` on 2026-12-01 09:30 UTC at commit abc1234,"
     )
     assert "| clip | clockface | 100 | 50.0 | 4.00x | 0.30 | 8 | 8.0 | 140 | Ann |" in lines
-    assert "| clip | clockface | 0.00 | 10.00 | 0.00 | 0.00 | 0.00 | 0.00 |" in lines
+    assert (
+        "| clip | clockface | 0.00 | 0.00 | 10.00 | 0.00 | 0.00 | 0.00 | 0.00 |" in lines
+    )  # capture, gate, detect, ...
+
+
+def test_idle_table_compares_the_gate_settings() -> None:
+    from tests.benchmarks import bench_runtime
+
+    off = {
+        "motion": "off",
+        "idle_seconds": 300.0,
+        "idle_cpu_per_min": 12.0,
+        "frames": 3000,
+        "still": 0,
+        "gate_ms": 0.0,
+        "detect_ms": 30.0,
+        "delays": [1.5, 1.7, 1.6],
+        "walk_in_logged": ["Ann"],
+        "clip_logged": ["Lin"],
+        "clip_decisions": [["Lin", 2]],
+        "clip_embeddings": 17,
+    }
+    on = {**off, "motion": "on", "idle_cpu_per_min": 0.6, "still": 2900, "gate_ms": 0.5, "delays": [1.6, None, 1.5]}
+    lines = bench_runtime.idle_table([off, on], "idle", fps=10).splitlines()
+    assert "| off | 5.0 | 12.00 | 1.00x | 3000 | 0 | 0.00 | 30.00 | 1.50, 1.70, 1.60 | 16.0 | Ann | Lin | 17 |" in lines
+    assert (
+        "| on | 5.0 | 0.60 | 0.05x | 3000 | 2900 | 0.50 | 30.00 | 1.60, not logged, 1.50 | - | Ann | Lin | 17 |"
+        in lines
+    )
+    assert lines[-1] == "Clip decisions identical with the gate off and on: yes."
 
 
 def test_convert_table_is_written(tmp_path: Path) -> None:
