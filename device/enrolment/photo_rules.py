@@ -29,6 +29,7 @@ import numpy as np
 from msgspec import Meta
 
 from device.camera.images import ImageReadError, read_image, read_regular_file
+from device.vision.detect import FaceBox
 from device.vision.faces import FacePipeline
 from gallery.layout import Photo, Skipped
 
@@ -95,17 +96,61 @@ class PhotoResult:
 
 
 # --- one photo ---------------------------------------------------------------
-def chip_quality(chip_bgr: np.ndarray) -> tuple[float, float]:
-    """(sharpness, brightness) of the face in an aligned chip, measured on its
-    centre (eyes to mouth, little background), so every model's chip is judged alike."""
-    h, w = chip_bgr.shape[:2]
-    grey = cv2.cvtColor(chip_bgr, cv2.COLOR_BGR2GRAY)[
-        int(0.2 * h) : int(0.87 * h), int(0.17 * w) : int(0.83 * w)
-    ].astype(np.float64)
-    brightness = float(grey.mean())
+# The face region the quality measures look at, as fractions of the detector's
+# square face box: eyes to mouth, little hair or background. Taken from the
+# original image and the box, never from the aligned chip, so the measures do not
+# change when the alignment does (and a small face is not first upsampled to the
+# chip's size, which made every sharp small face look blurred).
+FACE_REGION = (0.2, 0.8, 0.2, 0.85)  # x0, x1, y0, y1
+# Sharpness is measured with the face region at most this many pixels wide: a
+# larger face is resized down to it (area averaging), a smaller one is measured as
+# it is. Blur that harms recognition is blur relative to the face (the embedder
+# sees every face at one chip size), so measuring every face at one scale makes
+# the number independent of how big the face is; a face smaller than this cannot
+# hold finer detail than its own pixels, so it is judged at its own resolution
+# instead of being upsampled (which would blur it).
+FOCUS_PX = 40
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """What the quality rules measure on one face."""
+
+    sharpness: float  # 1000 x var(Laplacian) / var(grey) at FOCUS_PX scale: contrast-free
+    brightness: float  # mean grey level 0-255 of the face region, at its own resolution
+
+
+def face_region(image_bgr: np.ndarray, box: FaceBox) -> np.ndarray:
+    """The grey face region (FACE_REGION of the box) at the image's own pixel size."""
+    grey = image_bgr if image_bgr.ndim == 2 else cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape[:2]
+    x0, x1, y0, y1 = FACE_REGION
+    left, right = round(box.x + x0 * box.w), round(box.x + x1 * box.w)
+    top, bottom = round(box.y + y0 * box.h), round(box.y + y1 * box.h)
+    left, top = min(max(left, 0), w), min(max(top, 0), h)
+    right, bottom = max(min(right, w), left), max(min(bottom, h), top)  # never a negative index
+    return grey[top:bottom, left:right]
+
+
+def face_quality(image_bgr: np.ndarray, box: FaceBox) -> FaceQuality:
+    """Sharpness and brightness of one detected face, from the original image."""
+    region = face_region(image_bgr, box)
+    if region.size == 0:
+        return FaceQuality(0.0, 0.0)
+    brightness = float(region.mean())
+    rh, rw = region.shape[:2]
+    if rw > FOCUS_PX:
+        region = cv2.resize(region, (FOCUS_PX, max(1, round(rh * FOCUS_PX / rw))), interpolation=cv2.INTER_AREA)
+    return FaceQuality(contrast_free_sharpness(region.astype(np.float64)), brightness)
+
+
+def contrast_free_sharpness(grey: np.ndarray) -> float:
+    """1000 x var(Laplacian) / var(grey): edges relative to the face's own contrast,
+    so a dark or flat-lit photo is not also called blurry."""
     spread = float(grey.var())
-    sharpness = 1000.0 * float(cv2.Laplacian(grey, cv2.CV_64F).var()) / spread if spread > 1e-6 else 0.0
-    return sharpness, brightness
+    if spread <= 1e-6 or min(grey.shape[:2]) < 3:
+        return 0.0
+    return 1000.0 * float(cv2.Laplacian(grey, cv2.CV_64F).var()) / spread
 
 
 def examine_photo(photo: Photo, pipeline: FacePipeline, rules: EnrolRules) -> PhotoResult:
@@ -131,8 +176,8 @@ def examine_photo(photo: Photo, pipeline: FacePipeline, rules: EnrolRules) -> Ph
             f"face is {largest.w:.0f} px wide, needs {rules.min_face_px}",
             face_px=largest.w,
         )
-    finding = pipeline.finding(image, largest)
-    sharpness, brightness = chip_quality(finding.chip)
+    quality = face_quality(image, largest)
+    sharpness, brightness = quality.sharpness, quality.brightness
     if brightness < rules.min_brightness:
         return PhotoResult(
             photo.path,
@@ -153,6 +198,7 @@ def examine_photo(photo: Photo, pipeline: FacePipeline, rules: EnrolRules) -> Ph
             sharpness=sharpness,
             brightness=brightness,
         )
+    finding = pipeline.finding(image, largest)
     return PhotoResult(
         photo.path,
         photo.person,

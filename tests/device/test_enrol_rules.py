@@ -15,9 +15,18 @@ import numpy as np
 import pytest
 
 from device.config import parse_config
-from device.enrolment.photo_rules import EnrolRules, Outcome, PhotoResult, chip_quality, examine_photo
+from device.enrolment.photo_rules import (
+    FOCUS_PX,
+    EnrolRules,
+    FaceQuality,
+    Outcome,
+    PhotoResult,
+    examine_photo,
+    face_quality,
+)
 from device.enrolment.review import ClosestPair, closest_pair, review_photos
 from device.terminal.assembly import load_model
+from device.vision.detect import FaceBox
 from device.vision.matcher import Matcher, pairwise_distances
 from gallery.layout import Photo
 from gallery.store import Template
@@ -106,19 +115,42 @@ def test_every_good_photo_passes_with_margin(model):
     assert [r.path.name for r in reviewed if not r.ok] == [] and look_alikes == []
 
 
-# --- chip measures -------------------------------------------------------------------
-def test_chip_quality_measures():
+# --- face measures ------------------------------------------------------------------
+BOX = FaceBox(100, 100, 200, 200)  # its FACE_REGION is 120 px wide: measured at FOCUS_PX
+
+
+def test_face_quality_measures():
     rng = np.random.default_rng(0)
-    textured = rng.integers(60, 200, (150, 150, 3), dtype=np.uint8)
-    sharp, bright = chip_quality(textured)
-    assert 120 < bright < 140 and sharp > 1000
-    soft, _ = chip_quality(cv2.GaussianBlur(textured, (0, 0), 3))
-    assert soft < sharp / 10
-    flat = np.full((150, 150, 3), 10, np.uint8)
-    assert chip_quality(flat) == (0.0, 10.0)
+    image = rng.integers(60, 200, (400, 400, 3), dtype=np.uint8)
+    box = BOX
+    sharp = face_quality(image, box)
+    assert 120 < sharp.brightness < 140 and sharp.sharpness > 1000
+    soft = face_quality(cv2.GaussianBlur(image, (0, 0), 3 * 120 / FOCUS_PX), box)
+    assert soft.sharpness < sharp.sharpness / 10
+    flat = np.full((400, 400, 3), 10, np.uint8)
+    assert face_quality(flat, box) == FaceQuality(0.0, 10.0)
     # Contrast does not change sharpness: a darker copy of the same texture scores alike.
-    dim_sharp, dim_bright = chip_quality((textured.astype(np.float32) * 0.3).astype(np.uint8))
-    assert dim_bright < 45 and abs(dim_sharp - sharp) / sharp < 0.15
+    dim = face_quality((image.astype(np.float32) * 0.3).astype(np.uint8), box)
+    assert dim.brightness < 45 and abs(dim.sharpness - sharp.sharpness) / sharp.sharpness < 0.15
+    # A box reaching past the image edge measures what is inside it.
+    assert face_quality(image, FaceBox(-500, -500, 200, 200)) == FaceQuality(0.0, 0.0)
+
+
+@pytest.mark.parametrize("person", ["barack_obama/1.jpg", "elon_musk/2.jpg", "jack_dorsey/2.jpg"])
+def test_sharpness_does_not_depend_on_face_size(tmp_path, model, person):
+    """The same sharp photo with its face at full size and at 100 px scores alike: a
+    small face is measured at its own resolution, not upsampled to the chip first."""
+    source = shared_path("faces", person)
+    no_limits = EnrolRules(min_sharpness=0, min_brightness=0, min_face_px=1)
+    full = examine_photo(Photo("x", source), model.pipeline, no_limits)
+    scale = 100 / full.face_px
+
+    def shrink(im):
+        return cv2.resize(im, (round(im.shape[1] * scale), round(im.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+
+    small = examine_photo(_degraded(tmp_path, source, "small", shrink), model.pipeline, no_limits)
+    assert 90 <= small.face_px <= 110
+    assert 0.5 < small.sharpness / full.sharpness < 2, (full.sharpness, small.sharpness)
 
 
 # --- rules across photos (synthetic embeddings, the model's metric) -----------------------
