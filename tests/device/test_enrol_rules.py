@@ -52,7 +52,7 @@ def _degraded(tmp_path: Path, source: Path, name: str, change) -> Photo:
 
 # --- single photos, real faces -------------------------------------------------------
 @pytest.mark.parametrize("person", ["barack_obama/1.jpg", "katy_perry/1.jpg", "jack_dorsey/2.jpg"])
-def test_blurred_and_dark_copies_of_good_photos_fail(tmp_path, model, person):
+def test_blurred_and_dark_copies_of_good_photos(tmp_path, model, person):
     source = shared_path("faces", person)
     good = examine_photo(Photo("x", source), model.pipeline, RULES)
     assert (
@@ -61,20 +61,26 @@ def test_blurred_and_dark_copies_of_good_photos_fail(tmp_path, model, person):
         and good.brightness >= RULES.min_brightness
     )
     width = good.face_px
-    # Blur by 3 chip pixels (the face is scaled to ~150 px in the chip).
+    # Blur by 6 % of the face width: no photo of ../shared blurred so is recognised any more
+    # (docs/results/quality_rules.md), and the measure falls to a tenth or less.
     blurred = examine_photo(
-        _degraded(tmp_path, source, "blurred", lambda im: cv2.GaussianBlur(im, (0, 0), 3 * width / 150)),
+        _degraded(tmp_path, source, "blurred", lambda im: cv2.GaussianBlur(im, (0, 0), 0.06 * width)),
         model.pipeline,
         RULES,
     )
-    assert blurred.outcome is Outcome.TOO_BLURRY, blurred
-    assert blurred.detail == f"sharpness {blurred.sharpness:.0f}, needs {RULES.min_sharpness:g}"
+    assert blurred.sharpness < good.sharpness / 10, (good.sharpness, blurred.sharpness)
+    assert (blurred.outcome is Outcome.TOO_BLURRY) == (blurred.sharpness < RULES.min_sharpness), blurred
+    if person == "jack_dorsey/2.jpg":
+        assert blurred.outcome is Outcome.TOO_BLURRY
+        assert blurred.detail == f"sharpness {blurred.sharpness:.0f}, needs {RULES.min_sharpness:g}"
     dark = examine_photo(
         _degraded(tmp_path, source, "dark", lambda im: (im.astype(np.float32) * 0.15).astype(np.uint8)),
         model.pipeline,
         RULES,
     )
-    assert dark.outcome is Outcome.TOO_DARK, dark
+    # A dark photo is still recognised more often than not: enrolled, with a warning.
+    assert dark.outcome is Outcome.ENROLLED and dark.brightness < RULES.min_brightness, dark
+    assert dark.warnings[0].startswith(f"dark photo (face brightness {dark.brightness:.0f}"), dark.warnings
     # Darkness is not mistaken for blur: the sharpness measure ignores contrast.
     assert dark.sharpness >= RULES.min_sharpness
 
@@ -85,7 +91,9 @@ def test_small_several_and_no_faces(model):
     small = examine_photo(
         Photo("x", shared_path("faces", "joe_biden", "1.jpg")), model.pipeline, EnrolRules(min_face_px=2000)
     )
-    assert small.outcome is Outcome.TOO_SMALL and small.detail.endswith("needs 2000")
+    assert small.outcome is Outcome.ENROLLED and small.warnings[0].startswith(
+        f"small face ({small.face_px:.0f} px, 2000"
+    )
     none = examine_photo(Photo("x", shared_path("faces", "_noface", "3.png")), model.pipeline, RULES)
     assert none.outcome is Outcome.NO_FACE
 
