@@ -157,7 +157,7 @@ def test_sharpness_does_not_depend_on_face_size(tmp_path, model, person):
         return cv2.resize(im, (round(im.shape[1] * scale), round(im.shape[0] * scale)), interpolation=cv2.INTER_AREA)
 
     small = examine_photo(_degraded(tmp_path, source, "small", shrink), model.pipeline, no_limits)
-    assert 90 <= small.face_px <= 110
+    assert 85 <= small.face_px <= 115  # about 100 px: the detector's box moves a little
     assert 0.5 < small.sharpness / full.sharpness < 2, (full.sharpness, small.sharpness)
 
 
