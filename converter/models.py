@@ -112,7 +112,7 @@ def _dlib_dat() -> Path:
 # per-probe FAR / gallery size (../shared/notes/eval-protocol.md).
 # [derive_threshold] written by tests/benchmarks/derive_threshold.py --update-spec; re-run it, never edit by hand.
 # Fitted 2026-12-01 on every photo pair of ../shared/faces + ../shared/faces-extra (device pipeline, largest face):
-# per-pair false match rate 0.001 (per-probe FAR 0.01 over a 10-person gallery),
+# per-pair false match rate 0.0005 (per-probe FAR 0.01 over a 20-person gallery),
 # the strictest of pooled and per-set thresholds: tail fit 0.514 of faces-extra,
 # rounded down to 0.01. Table and margin: docs/results/derive_threshold.md.
 DLIB_THRESHOLD = 0.51
