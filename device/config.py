@@ -95,9 +95,9 @@ class RecognitionSettings:
     threshold: Annotated[float, Meta(gt=0, le=2)] | None = None
     threads: Annotated[int, Meta(ge=1, le=16)] = 2  # TFLite interpreter threads
     confirm_k: Annotated[int, Meta(ge=1, le=32)] = 2  # a track is a person when k ...
-    confirm_n: Annotated[int, Meta(ge=1, le=32)] = (
-        4  # ... of its first n embeddings agree; n without agreement = unknown
-    )
+    confirm_n: Annotated[int, Meta(ge=1, le=32)] = 4  # ... of its last n embeddings agree
+    # A track that has not become a person after this many embeddings is unknown (and no longer embedded).
+    unknown_after: Annotated[int, Meta(ge=1, le=256)] = 12
     # Smaller faces are tracked but not embedded: too few pixels to tell people apart.
     min_face_px: Annotated[int, Meta(ge=1, le=4096)] = 40
     cooldown_minutes: Annotated[float, Meta(ge=0, le=10080)] = 60.0  # a person is logged again only after this long
@@ -114,6 +114,12 @@ class RecognitionSettings:
                 "recognition.confirm_k",
                 self.confirm_k,
                 f"is out of range (1 <= x <= recognition.confirm_n = {self.confirm_n})",
+            )
+        if self.unknown_after < self.confirm_n:
+            raise SettingsError.about(
+                "recognition.unknown_after",
+                self.unknown_after,
+                f"is out of range (recognition.confirm_n = {self.confirm_n} <= x <= 256)",
             )
 
 

@@ -112,7 +112,7 @@ class Session:
         self.recogniser = Recogniser(
             self.model.pipeline,
             load_matcher(config, self.model),
-            TrackerSettings(rec.confirm_k, rec.confirm_n, rec.track_iou, rec.track_max_missing),
+            TrackerSettings(rec.confirm_k, rec.confirm_n, rec.track_iou, rec.track_max_missing, rec.unknown_after),
             rec.min_face_px,
             config.motion,
         )

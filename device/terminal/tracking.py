@@ -1,8 +1,8 @@
 """Per-person work: follow faces across frames and decide once per track.
 
 Embedding is the expensive step (tens to hundreds of ms on a Pi), so a face
-is embedded only until its track is decided: a person when k of its first n
-matches agree, unknown when n matches do not. Detection still runs on every
+is embedded only until its track is decided: a person when k of its last n
+matches agree, unknown when `unknown_after` matches have not. Detection still runs on every
 frame; it is cheap and keeps the tracks attached to the right faces.
 Pure logic over boxes and match results, so it is tested on scripted input.
 
@@ -36,6 +36,7 @@ class TrackerSettings:
     confirm_n: int = 4
     iou: float = 0.3
     max_missing: int = 15
+    unknown_after: int = 12
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,25 @@ class Track:
         return self.decision is None
 
 
-def decide(matches: list[Match], k: int, n: int, track_id: int) -> Decision | None:
-    """k of the first n matches naming one person -> that person; n without -> unknown."""
-    votes = Counter(m.person for m in matches if m.person is not None)
+def decide(matches: list[Match], k: int, n: int, track_id: int, unknown_after: int | None = None) -> Decision | None:
+    """k of the last n matches naming one person -> that person; `unknown_after`
+    matches (default n) without that -> unknown.
+
+    The last n, not the first n: a face walking up to the door starts small and
+    blurred and its first frames often match nobody, its later ones clearly
+    (the shared clip: Lin-Manuel Miranda's first three frames are beyond the
+    threshold, his next ten within it). A stranger still has to match one person
+    k times within n consecutive embeddings, so a single close frame decides
+    nothing; `unknown_after` bounds how long a track is embedded at all.
+    """
+    window = matches[-n:]
+    votes = Counter(m.person for m in window if m.person is not None)
     if votes:
         person, count = votes.most_common(1)[0]
         if count >= k:
-            dists = sorted(m.distance for m in matches if m.person == person)
+            dists = sorted(m.distance for m in window if m.person == person)
             return Decision(track_id, person, dists[len(dists) // 2], len(matches))
-    if len(matches) >= n:
+    if len(matches) >= (unknown_after if unknown_after is not None else n):
         dists = sorted(m.distance for m in matches)
         return Decision(track_id, None, dists[len(dists) // 2], len(matches))
     return None
@@ -115,5 +126,7 @@ class Tracker:
         if track.decision is not None:
             return None
         track.matches.append(match)
-        track.decision = decide(track.matches, self.settings.confirm_k, self.settings.confirm_n, track.id)
+        track.decision = decide(
+            track.matches, self.settings.confirm_k, self.settings.confirm_n, track.id, self.settings.unknown_after
+        )
         return track.decision

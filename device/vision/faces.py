@@ -28,14 +28,21 @@ from device.vision.mtcnn import MtcnnDetector, MtcnnFace
 # 2500 px: 0.78 s per photo at 1280 px, 0.22 s at 640). The copy keeps the
 # longest side at STILL_WORK_SIDE (as Haar's still_work_size did), but is never
 # shrunk so far that a face of SMALLEST_STILL_FACE_PX (enrol.min_face_px's
-# default: nothing smaller enrols) falls below MTCNN's smallest face, 20 px.
+# default) falls below MTCNN's smallest face, 20 px -- up to STILL_MAX_SIDE:
+# P-Net's proposals, and the package's all-pairs NMS over them, grow with the
+# copy's area, and a 4000 x 3000 phone photo searched at 1333 px took 123 MB
+# more than at 1024 (peak RSS, 2026-12-01). At 1024 px a face of 5% of the
+# width is still 51 px there, well above 20 (issue: 5% to 100% of the width).
 STILL_WORK_SIDE = 640
+STILL_MAX_SIDE = 1024
 SMALLEST_STILL_FACE_PX = 60
 
 
 def still_scale(shape: tuple[int, ...], min_face_size: float) -> float:
     """How much to shrink a still for MTCNN (at most 1, pure)."""
-    return min(1.0, max(STILL_WORK_SIDE / max(shape[:2]), min_face_size / SMALLEST_STILL_FACE_PX))
+    longest = max(shape[:2])
+    keep_small_faces = min(min_face_size / SMALLEST_STILL_FACE_PX, STILL_MAX_SIDE / longest)
+    return min(1.0, max(STILL_WORK_SIDE / longest, keep_small_faces))
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,9 @@ def clip_visits(model, config) -> list[Visit]:
     from device.vision.detect import to_grey
 
     rec = config.recognition
-    tracker = Tracker(TrackerSettings(rec.confirm_k, rec.confirm_n, rec.track_iou, rec.track_max_missing))
+    tracker = Tracker(
+        TrackerSettings(rec.confirm_k, rec.confirm_n, rec.track_iou, rec.track_max_missing, rec.unknown_after)
+    )
     embeddings: dict[int, list[np.ndarray]] = {}
     cap = cv2.VideoCapture(str(CLIP))
     index = 0

@@ -81,9 +81,11 @@ def test_chip_puts_the_landmarks_on_the_template():
 
 
 def test_stills_are_searched_small_but_never_lose_an_enrollable_face():
-    from device.vision.faces import SMALLEST_STILL_FACE_PX, still_scale
+    from device.vision.faces import SMALLEST_STILL_FACE_PX, STILL_MAX_SIDE, still_scale
 
     assert still_scale((300, 250, 3), 20) == 1.0  # a web portrait: as it is
     assert still_scale((1000, 800, 3), 20) == pytest.approx(0.64)  # longest side to 640
-    scale = still_scale((6000, 8000, 3), 20)  # a 48 MP photo: a 60-px face must stay 20 px
-    assert scale == pytest.approx(20 / SMALLEST_STILL_FACE_PX) and 8000 * scale > 640
+    scale = still_scale((2400, 3000, 3), 20)  # a 7 MP photo: a 60-px face must stay 20 px
+    assert scale == pytest.approx(20 / SMALLEST_STILL_FACE_PX) and 3000 * scale > 640
+    scale = still_scale((6000, 8000, 3), 20)  # a 48 MP photo: at most STILL_MAX_SIDE, memory bounded
+    assert 8000 * scale == pytest.approx(STILL_MAX_SIDE) and 0.05 * 8000 * scale > 20

@@ -69,3 +69,30 @@ def test_one_person_walking_past_makes_one_decision():
                 embedded += 1
                 decisions += t.add_match(track, hit("ann")) is not None
     assert embedded == 2 and decisions == 1
+
+
+def test_a_face_that_walks_up_is_recognised_from_its_later_frames():
+    """Its first frames are too small to match anyone; k of the LAST n decide, and only
+    `unknown_after` embeddings without agreement make the track unknown."""
+    from device.terminal.tracking import decide
+    from device.vision.matcher import Match
+
+    far = [Match(None, 0.60, "Lin Manuel Miranda")] * 3
+    near = [Match("Lin Manuel Miranda", 0.45, "Lin Manuel Miranda")] * 2
+    decision = decide(far + near, k=2, n=4, track_id=7, unknown_after=12)
+    assert decision is not None and decision.person == "Lin Manuel Miranda" and decision.embeddings == 5
+    assert (
+        decide([*far, Match(None, 0.6, "Anna")], k=2, n=4, track_id=7, unknown_after=12) is None
+    )  # 4 misses: keep looking
+    unknown = decide([Match(None, 0.6, "Anna")] * 12, k=2, n=4, track_id=7, unknown_after=12)
+    assert unknown is not None and unknown.person is None
+    # One close frame in every window of four is never two: a stranger is not decided a person.
+    scattered = [
+        Match("Anna", 0.5, "Anna"),
+        Match(None, 0.6, "Anna"),
+        Match(None, 0.6, "Anna"),
+        Match(None, 0.6, "Anna"),
+    ] * 3
+    for end in range(1, len(scattered) + 1):
+        d = decide(scattered[:end], k=2, n=4, track_id=1, unknown_after=12)
+        assert d is None or d.person is None
