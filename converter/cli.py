@@ -194,7 +194,9 @@ def load_calibration_chips(folder: Path, chip, models_dir: Path, limit: int = CA
 
     One chip (the largest face) per photo, so a crowd photo does not dominate;
     photos are taken in sorted order so the same folder gives the same model.
-    The device's MTCNN (`clockface convert mtcnn`, in `models_dir`) finds the faces.
+    The device's MTCNN (`clockface convert mtcnn`) finds the faces: the one in
+    `models_dir` (the output folder), else the one in the default models folder,
+    where ./setup.sh converts it.
     """
     from device.camera.images import ImageReadError, is_image_file, read_image
     from device.vision.faces import crop_faces
@@ -205,7 +207,13 @@ def load_calibration_chips(folder: Path, chip, models_dir: Path, limit: int = CA
     try:
         mtcnn = MtcnnDetector.from_models_dir(models_dir)
     except MtcnnError as exc:
-        raise CalibrationError(f"int8 calibration finds faces with MTCNN: {exc}") from None
+        fallback = default_models_dir()
+        try:
+            if fallback == models_dir:
+                raise exc
+            mtcnn = MtcnnDetector.from_models_dir(fallback)
+        except MtcnnError:
+            raise CalibrationError(f"int8 calibration finds faces with MTCNN: {exc}") from None
     chips = []
     for path in sorted(p for p in folder.rglob("*") if is_image_file(p)):
         try:

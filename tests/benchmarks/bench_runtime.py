@@ -407,17 +407,18 @@ def synthetic_stream(path: Path, loops: int) -> Path:
 def run_worker(mode: str, args: argparse.Namespace, source: Path, data: Path) -> dict | None:
     """One design in its own process. `clockface@REV` runs REV's own script (from the
     worktree made by `against_tree`) so that its imports are REV's code, not ours."""
-    script, worker = __file__, mode
+    script, worker, model = __file__, mode, args.model
     if "@" in mode:
         worker, _ = mode.split("@", 1)
         script = str(args.against_tree / "tests" / "benchmarks" / "bench_runtime.py")
+        model, data = args.against_model, args.against_data
     cmd = [
         sys.executable,
         script,
         "--worker",
         worker,
         "--model",
-        args.model,
+        model,
         "--faces",
         str(args.faces),
         "--source",
@@ -523,6 +524,26 @@ def against_tree(rev: str | None, tmp: Path) -> Iterator[Path | None]:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
+def prepare_against(tree: Path, faces: Path) -> tuple[str, Path]:
+    """REV's own model and gallery, made by REV's own CLI: a model sidecar or a
+    gallery format may have changed since, and each loop must run on files its
+    own code wrote (the .tflite bytes are the same; the sidecar may not be)."""
+    data = tree / "bench-data"
+    models = data / "models"
+    env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cli = [sys.executable, "-m", "device.cli"]
+    subprocess.run(
+        [*cli, "convert", "dlib-resnet-v1", "--output", str(models)], check=True, capture_output=True, env=env, cwd=tree
+    )
+    model = models / "dlib-resnet-v1.tflite"
+    config = data / "clockface.toml"
+    config.write_text(f'[paths]\ndata_dir = "{data}"\nmodel = "{model}"\n', encoding="utf-8")
+    subprocess.run(
+        [*cli, "--config", str(config), "enroll", str(faces)], check=True, capture_output=True, env=env, cwd=tree
+    )
+    return str(model), data
+
+
 def main() -> None:
     args = parse_args()
     if args.worker:
@@ -545,6 +566,7 @@ def main() -> None:
         data = Path(tmp)
         if tree is not None:
             args.against_tree = tree
+            args.against_model, args.against_data = prepare_against(tree, args.faces)
             modes.insert(1, f"clockface@{args.against}")
         people = enrol_gallery(args.faces, args.model, data)
         synthetic = synthetic_stream(data / "synthetic.avi", loops=8)
