@@ -2,7 +2,10 @@
 
 Embedding is the expensive step (tens to hundreds of ms on a Pi), so a face
 is embedded only until its track is decided: a person when k of its last n
-matches agree, unknown when `unknown_after` matches have not. Detection still runs on every
+matches agree; unknown for now after n matches without (the door asks the
+person to look at the camera), and the track is still embedded until
+`unknown_after` matches, so a face that walks up is recognised from its
+later, sharper frames. Detection still runs on every
 frame; it is cheap and keeps the tracks attached to the right faces.
 Pure logic over boxes and match results, so it is tested on scripted input.
 
@@ -55,9 +58,15 @@ class Track:
     matches: list[Match] = field(default_factory=list)
     decision: Decision | None = None
 
+    unknown_after: int = 12
+
     @property
     def needs_embedding(self) -> bool:
-        return self.decision is None
+        """Undecided, or decided unknown but still within `unknown_after` embeddings:
+        a face told "please look at the camera" gets its later, better frames looked at."""
+        if self.decision is None:
+            return True
+        return self.decision.person is None and len(self.matches) < self.unknown_after
 
 
 def decide(matches: list[Match], k: int, n: int, track_id: int, unknown_after: int | None = None) -> Decision | None:
@@ -82,6 +91,15 @@ def decide(matches: list[Match], k: int, n: int, track_id: int, unknown_after: i
         dists = sorted(m.distance for m in matches)
         return Decision(track_id, None, dists[len(dists) // 2], len(matches))
     return None
+
+
+def unknown_so_far(matches: list[Match], n: int, track_id: int) -> Decision | None:
+    """After n matches without agreement the face is unknown *for now*: the door asks
+    the person to look at the camera while the track is still looked at."""
+    if len(matches) != n:
+        return None
+    dists = sorted(m.distance for m in matches)
+    return Decision(track_id, None, dists[len(dists) // 2], len(matches))
 
 
 class Tracker:
@@ -113,7 +131,7 @@ class Tracker:
             seen.append((track, boxes[bi]))
         for bi, box in enumerate(boxes):
             if bi not in used_boxes:
-                track = Track(self._next_id, box, frame_index)
+                track = Track(self._next_id, box, frame_index, unknown_after=self.settings.unknown_after)
                 self.tracks[track.id] = track
                 self._next_id += 1
                 seen.append((track, box))
@@ -123,10 +141,15 @@ class Tracker:
 
     def add_match(self, track: Track, match: Match) -> Decision | None:
         """Record one embedding's match; returns the decision when this one made it."""
-        if track.decision is not None:
+        if not track.needs_embedding:
             return None
         track.matches.append(match)
-        track.decision = decide(
-            track.matches, self.settings.confirm_k, self.settings.confirm_n, track.id, self.settings.unknown_after
-        )
+        s = self.settings
+        decision = decide(track.matches, s.confirm_k, s.confirm_n, track.id, s.unknown_after)
+        if decision is not None and decision.person is not None:
+            track.decision = decision  # a person: final
+            return decision
+        if track.decision is not None:
+            return None  # already told "unknown"; keep looking until unknown_after
+        track.decision = unknown_so_far(track.matches, s.confirm_n, track.id) or decision
         return track.decision
