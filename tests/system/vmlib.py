@@ -199,25 +199,53 @@ def source_files() -> list[str]:
     return sorted(f for f in out.split("\0") if f and (REPO / f).is_file() and not f.startswith("tests/system/guest/"))
 
 
+# Everything the terminal loads from its models folder: the embedding model and MTCNN
+# (stills, and landmarks for frames), each with its sidecar.
+MODEL_FILES = (
+    f"{MODEL}.tflite",
+    f"{MODEL}.json",
+    "mtcnn-pnet.tflite",
+    "mtcnn-rnet.tflite",
+    "mtcnn-onet.tflite",
+    "mtcnn.json",
+)
+
+
+def _has_models(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in MODEL_FILES)
+
+
+def converter_key() -> str:
+    """A short hash of the code that writes the model files and their sidecars: a cached
+    conversion from older code (another sidecar format) must not reach the image."""
+    h = hashlib.sha256()
+    for path in sorted([*(REPO / "converter").glob("*.py"), REPO / "device/vision/model_card.py"]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def find_model(log: Log) -> Path:
-    """A folder with the converted model: a cached conversion, else the dev copies."""
-    cached = CACHE / "model"
-    if (cached / f"{MODEL}.tflite").is_file() and (cached / f"{MODEL}.json").is_file():
+    """A folder with the converted models: a cached conversion by this code, else the dev copies."""
+    cached = CACHE / f"model-{converter_key()}"
+    if _has_models(cached):
         return cached
     clockface = REPO / ".venv/bin/clockface"
     if clockface.exists():
-        log(f"converting {MODEL} once into {cached} (cached for later runs)")
+        log(f"converting {MODEL} and mtcnn once into {cached} (cached for later runs)")
         cached.mkdir(parents=True, exist_ok=True)
-        p = subprocess.run(
-            [str(clockface), "convert", MODEL, "--output", str(cached)],
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=1200,
-        )
-        if p.returncode == 0 and (cached / f"{MODEL}.tflite").is_file():
+        outputs = []
+        for name in (MODEL, "mtcnn"):
+            p = subprocess.run(
+                [str(clockface), "convert", name, "--output", str(cached)],
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=1200,
+            )
+            outputs += p.stdout.splitlines()[-3:]
+        if _has_models(cached):
             return cached
-        log("conversion failed, falling back to an existing copy: " + " | ".join(p.stdout.splitlines()[-3:]))
+        log("conversion failed, falling back to an existing copy: " + " | ".join(outputs))
     candidates = [REPO / "models-dev"]
     if clockface.exists():
         p = subprocess.run(
@@ -226,7 +254,7 @@ def find_model(log: Log) -> Path:
         if p.returncode == 0 and p.stdout.strip():
             candidates.append(Path(p.stdout.strip()) / "models")
     for c in candidates:
-        if (c / f"{MODEL}.tflite").is_file() and (c / f"{MODEL}.json").is_file():
+        if _has_models(c):
             return c
     raise FileNotFoundError(f"no converted {MODEL} model in {cached} or {candidates}")
 
@@ -349,9 +377,9 @@ def prepare_image(base: Path, work: Path, model_dir: Path, video: Path, expected
     uid, gid = _owner(rootfs, "clockface")
     models = rootfs / "var/lib/clockface/models"
     models.mkdir(parents=True, exist_ok=True)
-    for suffix in (".tflite", ".json"):
-        dst = models / f"{MODEL}{suffix}"
-        shutil.copy(model_dir / f"{MODEL}{suffix}", dst)
+    for name in MODEL_FILES:
+        dst = models / name
+        shutil.copy(model_dir / name, dst)
         os.chown(dst, uid, gid)
         os.chmod(dst, 0o640)
     vdst = rootfs / VIDEO_IN_GUEST.lstrip("/")
