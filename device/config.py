@@ -97,6 +97,8 @@ class RecognitionSettings:
     confirm_k: Annotated[int, Meta(ge=1, le=32)] = 2  # a track is a person when k ...
     confirm_n: Annotated[int, Meta(ge=1, le=32)] = 4  # ... of its last n embeddings agree
     # A track that has not become a person after this many embeddings is unknown (and no longer embedded).
+    # 12 = 3 x confirm_n, chosen not fitted: on the shared clip the walking-up face first agreed at its
+    # 5th embedding; 12 bounds an unknown face's cost at about 1 s of embeddings on a Pi 4.
     unknown_after: Annotated[int, Meta(ge=1, le=256)] = 12
     # Smaller faces are tracked but not embedded: too few pixels to tell people apart.
     min_face_px: Annotated[int, Meta(ge=1, le=4096)] = 40

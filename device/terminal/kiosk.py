@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from msgspec import Meta
 
 from device.terminal.door import DoorEvent, DoorKind, DoorSignals, TerminalStatus
-from device.terminal.preview import FrameFeed, PreviewServer, PreviewSettings
+from device.terminal.preview import FrameFeed, LoopbackHttp, PreviewServer, PreviewSettings
 from logs.settings import SettingsError
 
 PAGE_FILE = Path(__file__).with_name("kiosk.html")
@@ -143,16 +143,11 @@ class KioskServer:
                 else:
                     self.send_error(404)
 
-        self._httpd = ThreadingHTTPServer((settings.host, settings.port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="kiosk", daemon=True)
-        self._thread.start()
+        self._http = LoopbackHttp(settings.host, settings.port, Handler, "kiosk")
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._httpd.server_address[:2]
-        assert isinstance(host, str), "an AF_INET server's address is (host, port)"
-        return host, port
+        return self._http.address
 
     def _broadcast(self, message: bytes | None) -> None:
         with self._lock:
@@ -207,8 +202,7 @@ class KioskServer:
 
     def close(self) -> None:
         self._broadcast(None)
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._http.close()
 
 
 @dataclass

@@ -140,6 +140,26 @@ class FrameFeed:
                 self._watchers -= 1
 
 
+class LoopbackHttp:
+    """A threaded HTTP server in the background: the one way the preview and the kiosk
+    serve their pages, so both start, report their address and stop alike."""
+
+    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, name=name, daemon=True).start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str), "an AF_INET server's address is (host, port)"
+        return host, port
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
 class PreviewServer:
     def __init__(self, settings: PreviewSettings, feed: FrameFeed | None = None) -> None:
         self.settings = settings
@@ -162,16 +182,11 @@ class PreviewServer:
                 else:
                     self.send_error(404)
 
-        self._httpd = ThreadingHTTPServer((settings.host, settings.port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="preview", daemon=True)
-        self._thread.start()
+        self._http = LoopbackHttp(settings.host, settings.port, Handler, "preview")
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._httpd.server_address[:2]
-        assert isinstance(host, str), "an AF_INET server's address is (host, port)"
-        return host, port
+        return self._http.address
 
     @property
     def watched(self) -> bool:
@@ -181,5 +196,4 @@ class PreviewServer:
         self.feed.publish(image, tracks, frame_index)
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._http.close()
