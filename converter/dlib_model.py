@@ -6,6 +6,7 @@ and the TFLite graph holds no preprocessing. Output: (1, embedding_size).
 
 Only layers that TFLite lowers to builtin ops are used (CONV_2D, ADD, PAD,
 MAX/AVERAGE_POOL_2D, MEAN, FULLY_CONNECTED), so the device needs no Flex ops.
+The TensorFlow-free twin is converter/dlib_numpy_export.py; both share converter/dlib_fold.py.
 """
 
 from __future__ import annotations
@@ -16,11 +17,8 @@ import keras
 import numpy as np
 
 from converter.dlib_dat import AddPrev, Affine, Conv, DlibNet, Fc, Pool, Relu, Skip, Tag
+from converter.dlib_fold import ModelBuildError, fold_affine, normalisation_of, notes_of, uses_same_padding
 from device.vision.model_card import Normalisation
-
-
-class ModelBuildError(ValueError):
-    """The parsed network uses a layer arrangement this builder does not reproduce."""
 
 
 @keras.saving.register_keras_serializable(package="clockface")
@@ -58,29 +56,10 @@ class BuiltModel:
     notes: str = ""
 
 
-def fold_affine(conv: Conv, affine: Affine) -> tuple[np.ndarray, np.ndarray]:
-    """Fold y = gamma * (W*x + b) + beta into one conv; returns a Keras (kh, kw, in, out) kernel and bias.
-
-    Done in float64 and rounded once, so folding adds at most one float32 rounding per weight.
-    """
-    if affine.gamma.shape[0] != conv.filters.shape[0]:
-        raise ModelBuildError(
-            f"affine_ at byte offset {affine.offset} has {affine.gamma.shape[0]} channels, "
-            f"the conv before it {conv.filters.shape[0]}"
-        )
-    gamma = affine.gamma.astype(np.float64)
-    filters = conv.filters.astype(np.float64) * gamma[:, None, None, None]
-    bias = conv.bias.astype(np.float64) * gamma + affine.beta.astype(np.float64)
-    return filters.transpose(2, 3, 1, 0).astype(np.float32), bias.astype(np.float32)
-
-
 def _conv_layer(conv: Conv, kernel: np.ndarray, bias: np.ndarray, x, name: str):
-    """dlib conv output size is 1 + (n + 2p - k) // s, which is VALID on the zero-padded input.
-
-    Stride-1 convs with p == k // 2 (odd k) equal TFLite SAME exactly and need no PAD op.
-    """
+    """SAME where dlib's padding equals it (converter.dlib_fold.uses_same_padding), else PAD + VALID."""
     kh, kw = kernel.shape[:2]
-    if conv.stride == (1, 1) and kh % 2 and kw % 2 and conv.pad == (kh // 2, kw // 2):
+    if uses_same_padding(conv):
         padding = "same"
     else:
         padding = "valid"
@@ -171,21 +150,11 @@ def build_keras(net: DlibNet, name: str = "dlib_resnet_v1") -> keras.Model:
     return keras.Model(inputs, x, name=name)
 
 
-def normalisation_of(net: DlibNet) -> Normalisation:
-    """dlib's input_rgb_image_sized: (pixel - mean) / 256, with the mean read from the file."""
-    # Shortest decimal that round-trips to the file's float32 (122.782, not 122.78199768066406).
-    r, g, b = (float(str(np.float32(m))) for m in net.input.mean)
-    return Normalisation(mean=(r, g, b), scale=1.0 / 256.0)
-
-
 def build(net: DlibNet) -> BuiltModel:
     """Registry hook (converter.models): parsed .dat -> Keras model + the normalisation it expects."""
     model = build_keras(net)
     return BuiltModel(
         model=model,
         normalisation=normalisation_of(net),
-        notes=(
-            f"dlib ResNet v1 rebuilt from the .dat ({net.count(Conv)} conv, {net.count(Affine)} affine folded, "
-            f"{net.num_params} parameters); input (pixel - mean) / 256 in RGB"
-        ),
+        notes=notes_of(net),
     )
