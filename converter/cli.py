@@ -3,7 +3,9 @@
 Loaded by the root CLI through the `clockface.commands` entry point, so at module
 level this imports only click and the standard library: `clockface --help` on a Pi
 must not pull in NumPy-heavy converter code, let alone TensorFlow. Conversion runs
-on a workstation (`pip install '.[converter]'`); the device only loads the result.
+on a workstation (`pip install '.[converter]'`); the device only loads the result,
+except with `--backend numpy` (dlib-resnet-v1), which writes the same model from NumPy
+without TensorFlow, so a Pi can make its own default model.
 
 Why one module over 300 lines: it is the whole `clockface convert` command (its options, stages and int8 calibration data), found through one entry point; its pieces are not used elsewhere.
 """
@@ -17,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -33,6 +35,14 @@ STAGES = (
     "import tensorflow",
     "build keras model",
     "export tflite",
+    "verify on LiteRT",
+    "write files",
+)
+# --backend numpy: no TensorFlow, the TFLite file is written from NumPy (converter/tflite_builder.py).
+NUMPY_STAGES = (
+    "locate source",
+    "read source",
+    "write tflite from numpy",
     "verify on LiteRT",
     "write files",
 )
@@ -70,14 +80,15 @@ class ConvertSummary:
 class _Stages:
     """Advances a tqdm bar by one stage and names the stage that runs next."""
 
-    def __init__(self, bar) -> None:
+    def __init__(self, bar, stages: tuple[str, ...] = STAGES) -> None:
         self.bar = bar
-        bar.set_postfix_str(STAGES[0])
+        self.stages = stages
+        bar.set_postfix_str(stages[0])
 
     def step(self) -> None:
         self.bar.update(1)
-        if self.bar.n < len(STAGES):
-            self.bar.set_postfix_str(STAGES[self.bar.n])
+        if self.bar.n < len(self.stages):
+            self.bar.set_postfix_str(self.stages[self.bar.n])
 
 
 class CalibrationError(ValueError):
@@ -107,6 +118,19 @@ def _import_tensorflow() -> None:
         raise CommandError(
             "TensorFlow is not installed here: conversion runs on a workstation with `pip install '.[converter]'`"
         ) from None
+
+
+def _check_numpy_backend(model: str, quantize: str) -> None:
+    """--backend numpy writes float32 files of the models that have a NumPy writer; say so before any work."""
+    from converter.models import numpy_models
+
+    supported = numpy_models()
+    if model not in supported:
+        raise click.UsageError(
+            f"--backend numpy converts {', '.join(supported)}; {model} needs TensorFlow (--backend tensorflow)"
+        )
+    if quantize != "none":
+        raise click.UsageError("--backend numpy writes float32 models: --quantize needs --backend tensorflow")
 
 
 def _list_models() -> None:
@@ -144,6 +168,7 @@ class ConvertOptions:
     weights_url: str | None = None
     cache_dir: Path | None = None
     show_progress: bool = True
+    backend: Literal["tensorflow", "numpy"] = "tensorflow"
 
 
 def export_name(model: str, quantize: str) -> str:
@@ -289,26 +314,35 @@ def run_conversion(
     source_sha256 = sha256_file(source)
     progress.step()
 
-    _import_tensorflow()
-    progress.step()
-
-    built = spec.build(parsed)
-    normalisation = spec.normalisation or built.normalisation
-    progress.step()
-
     import numpy as np
 
-    calibration, held_out = (
-        split_calibration(calibration_tensors(chips, spec, normalisation)) if chips else (None, None)
-    )
-    representative = (lambda: (x[None] for x in calibration)) if calibration is not None else None
-    tflite_bytes = export_tflite(built.model, options.quantize, representative=representative)
-    progress.step()
+    if options.backend == "numpy":
+        # The same graph written from NumPy; checked against a NumPy forward pass of the source network.
+        built = spec.build_numpy(parsed)
+        normalisation = spec.normalisation or built.normalisation
+        tflite_bytes, reference, tools = built.tflite_bytes, built.reference, built.tools
+        progress.step()
+        held_out = split_calibration(calibration_tensors(chips, spec, normalisation))[1] if chips else None
+    else:
+        _import_tensorflow()
+        progress.step()
+
+        built = spec.build(parsed)
+        normalisation = spec.normalisation or built.normalisation
+        progress.step()
+
+        calibration, held_out = (
+            split_calibration(calibration_tensors(chips, spec, normalisation)) if chips else (None, None)
+        )
+        representative = (lambda: (x[None] for x in calibration)) if calibration is not None else None
+        tflite_bytes = export_tflite(built.model, options.quantize, representative=representative)
+        reference, tools = built.model, None
+        progress.step()
 
     check_inputs = synthetic_check_inputs(spec.chip.size, normalisation)
     if held_out is not None and len(held_out):
         check_inputs = np.concatenate([check_inputs, held_out])
-    report = verify_export(built.model, tflite_bytes, check_inputs, limits_for(spec, options.quantize))
+    report = verify_export(reference, tflite_bytes, check_inputs, limits_for(spec, options.quantize))
     progress.step()
 
     written = write_model(
@@ -327,6 +361,7 @@ def run_conversion(
         threshold=spec.threshold,
         threshold_calibrated=spec.threshold_calibrated,
         notes=built.notes,
+        converter=tools,
     )
     progress.step()
     return ConvertSummary(
@@ -402,6 +437,14 @@ def run_conversion(
     show_default="$XDG_CACHE_HOME/clockface/weights, else ~/.cache/clockface/weights",
     help="Where downloaded weights are kept.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["tensorflow", "numpy"]),
+    default="tensorflow",
+    show_default=True,
+    help="numpy: write the TFLite file from NumPy without TensorFlow (float32; dlib-resnet-v1), "
+    "checked against a NumPy forward pass of the source network; what a Raspberry Pi runs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--list", "list_models", is_flag=True, help="List the models this command knows and exit.")
 def convert(
@@ -413,6 +456,7 @@ def convert(
     sha256: str | None,
     weights_url: str | None,
     cache_dir: Path | None,
+    backend: Literal["tensorflow", "numpy"],
     as_json: bool,
     list_models: bool,
 ) -> None:
@@ -428,20 +472,25 @@ def convert(
 
     from converter.models import detector_runner
 
-    options = ConvertOptions(quantize, calibration, sha256, weights_url, cache_dir, show_progress=not as_json)
+    options = ConvertOptions(
+        quantize, calibration, sha256, weights_url, cache_dir, show_progress=not as_json, backend=backend
+    )
     detector = detector_runner(model)
     if detector is not None and (quantize != "none" or sha256 or weights_url):
         raise click.UsageError(
             f"{model} is converted as float32 from installed weights: --quantize/--sha256/--weights-url do not apply"
         )
+    if backend == "numpy":
+        _check_numpy_backend(model, quantize)
+    stages = NUMPY_STAGES if backend == "numpy" else STAGES
     with tqdm(
-        total=len(STAGES), desc=f"convert {model}", unit="stage", file=sys.stderr, disable=None, leave=False
+        total=len(stages), desc=f"convert {model}", unit="stage", file=sys.stderr, disable=None, leave=False
     ) as bar:
         summary: Any
         if detector is not None:  # mtcnn: --source is its weights folder, --calibration its check photos
             summary = detector(output, source, _Stages(bar), calibration)
         else:
-            summary = run_conversion(model, output, source, _Stages(bar), options)
+            summary = run_conversion(model, output, source, _Stages(bar, stages), options)
     if as_json:
         click.echo(json.dumps(asdict(summary), indent=2))
     else:

