@@ -2,7 +2,7 @@
 
 The config file is read once here (the edge) and handed to every command as
 `ctx.obj`. Each command group lives in its own module (run/demo, eval,
-config, enroll/gallery, logs/web). Commands that need TensorFlow (conversion)
+config, enroll/gallery, logs/web, central). Commands that need TensorFlow (conversion)
 live in converter/ and are found through the `clockface.commands`
 entry-point group, so this module never imports them: on a Pi without
 TensorFlow `clockface convert` explains itself instead.
@@ -70,6 +70,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 def _mount_groups() -> None:
     """Each command group lives in its own module, beside the code it serves."""
+    from device.cli.central import central
     from device.cli.config import config
     from device.cli.evaluate import eval_command
     from device.cli.gallery import enroll, enroll_stick, gallery
@@ -77,7 +78,7 @@ def _mount_groups() -> None:
     from device.cli.run import demo, run
     from device.cli.web import web
 
-    for command in (run, demo, eval_command, config, enroll, enroll_stick, gallery, logs, web):
+    for command in (run, demo, eval_command, config, enroll, enroll_stick, gallery, logs, web, central):
         main.add_command(command)
 
 

@@ -150,7 +150,7 @@ def explain(message: str, where: str, target: CentralTarget | str | None = None)
     checks: list[tuple[str, str]] = [
         (
             r"password authentication failed",
-            "wrong password (check the passfile, or rotate with `clockface central add-terminal --rotate`)",
+            "wrong password for this user (check the passfile; a terminal's is reissued by `clockface central add-terminal --rotate`)",
         ),
         (
             r"no password supplied|fe_sendauth",

@@ -1,0 +1,193 @@
+"""`clockface central`: set up the central PostgreSQL of a fleet and its terminals' logins.
+
+Run by an admin, on the central server or a workstation, with an admin DSN
+(`--dsn` or CLOCKFACE_CENTRAL_DSN). The DSN's password belongs in a passfile
+(PGPASSFILE) rather than argv, where `ps` and the shell history see it: one
+given there still works, with a warning. The code lives in logs/central/;
+this module only reads options and prints. psycopg is imported by the commands,
+never when `clockface` starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from device.errors import ClockfaceGroup, CommandError
+
+DSN_ENV = "CLOCKFACE_CENTRAL_DSN"
+TERMINAL_PASSFILE = Path("/etc/clockface/central.pgpass")
+TERMINAL_CA_FILE = Path("/etc/clockface/central-ca.crt")
+
+dsn_option = click.option(
+    "--dsn",
+    envvar=DSN_ENV,
+    required=True,
+    help=f"Admin connection to the central PostgreSQL (libpq DSN or URI; also {DSN_ENV}). Keep its password in PGPASSFILE, not here.",
+)
+
+
+def _admin_dsn(ctx: click.Context, dsn: str) -> str:
+    """The DSN, after warning when its password came on the command line."""
+    from logs.central.connect import dsn_has_password
+
+    if ctx.get_parameter_source("dsn") == ParameterSource.COMMANDLINE and dsn_has_password(dsn):
+        click.echo(
+            "clockface: warning: the --dsn holds a password, which `ps` and the shell history can see; "
+            "put it in a passfile (PGPASSFILE=~/.pgpass, mode 0600) instead",
+            err=True,
+        )
+    return dsn
+
+
+@click.group(cls=ClockfaceGroup)
+def central() -> None:
+    """Set up the central PostgreSQL that a fleet of terminals syncs to."""
+
+
+@central.command("init")
+@dsn_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def init(ctx: click.Context, dsn: str, as_json: bool) -> None:
+    """Create the central schema, or migrate it to this clockface's version.
+
+    Safe to run again: versions already applied are skipped; a schema newer
+    than this clockface is refused unchanged.
+    """
+    from logs.central.connect import CentralTarget, connect
+    from logs.central.schema import SCHEMA_VERSION, migrate
+
+    dsn = _admin_dsn(ctx, dsn)
+    with connect(dsn) as conn:
+        applied = migrate(conn)
+    where = CentralTarget.from_dsn(dsn).where()
+    if as_json:
+        click.echo(json.dumps({"server": where, "version": SCHEMA_VERSION, "applied": applied}))
+    elif applied:
+        click.echo(f"central schema at v{SCHEMA_VERSION} on {where} (applied {', '.join(f'v{v}' for v in applied)})")
+    else:
+        click.echo(f"central schema at v{SCHEMA_VERSION} on {where} (already current)")
+
+
+@dataclass(frozen=True)
+class TerminalSettings:
+    """The `[central]` keys a terminal needs (its password is in the passfile, never here)."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    passfile: str
+    sslmode: str
+    sslrootcert: str
+
+    def toml(self) -> str:
+        lines = ["[central]"]
+        for key, value in self.__dict__.items():
+            lines.append(f"{key} = {value}" if isinstance(value, int) else f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+
+@central.command("add-terminal")
+@click.argument("name")
+@dsn_option
+@click.option(
+    "--passfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the terminal's passfile (default: ./NAME.pgpass); install it on the terminal as "
+    f"{TERMINAL_PASSFILE}.",
+)
+@click.option(
+    "--central-host",
+    "--host",
+    "central_host",
+    help="The central server's name as the terminal reaches it (default: the DSN's host); with verify-full, "
+    "the name in the server certificate.",
+)
+@click.option(
+    "--sslmode",
+    type=click.Choice(["verify-full", "verify-ca", "require", "disable"]),
+    default="verify-full",
+    show_default=True,
+    help="The terminal's sslmode.",
+)
+@click.option("--rotate", is_flag=True, help="Give an existing terminal a new password (the old one stops working).")
+@click.option("--show-password", is_flag=True, help="Also print the password (it is in the passfile anyway).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def add_terminal_command(
+    ctx: click.Context,
+    name: str,
+    dsn: str,
+    passfile: Path | None,
+    central_host: str | None,
+    sslmode: str,
+    rotate: bool,
+    show_password: bool,
+    as_json: bool,
+) -> None:
+    """Create the PostgreSQL login of terminal NAME (or --rotate its password).
+
+    The role may add events in its own name and read the current gallery,
+    nothing else. Its random password goes to a passfile (mode 0600); the
+    command prints the [central] lines for the terminal's clockface.toml.
+    """
+    from logs.central.connect import CentralTarget, connect
+    from logs.central.roles import add_terminal, check_terminal_name, role_name, write_passfile
+
+    dsn = _admin_dsn(ctx, dsn)
+    check_terminal_name(name)
+    admin = CentralTarget.from_dsn(dsn)
+    host = central_host or admin.host
+    if not host or host.startswith("/"):
+        raise CommandError("the DSN names no TCP host the terminal could reach: pass --central-host HOST")
+    target = CentralTarget(host=host, port=admin.port, database=admin.database, user=role_name(name), sslmode=sslmode)
+    out = (passfile or Path(f"{name}.pgpass")).absolute()
+    # The password exists only once the role is committed: make sure it can be written down first.
+    parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("/"))
+    if not os.access(parent, os.W_OK):
+        raise CommandError(f"{out}: cannot write the passfile there ({parent} is not writable)")
+    with connect(dsn) as conn:
+        creds = add_terminal(conn, name, rotate=rotate)
+    try:
+        write_passfile(out, target, creds)
+    except OSError as exc:
+        raise CommandError(
+            f"{out}: {exc.strerror}; the role's new password is lost, run again with --rotate to issue another"
+        ) from None
+    settings = TerminalSettings(
+        host=host,
+        port=admin.port,
+        database=admin.database,
+        user=creds.role,
+        passfile=str(TERMINAL_PASSFILE),
+        sslmode=sslmode,
+        sslrootcert=str(TERMINAL_CA_FILE) if sslmode.startswith("verify") else "",
+    )
+    result: dict[str, Any] = {
+        "terminal": name,
+        "role": creds.role,
+        "action": "rotated" if rotate else "created",
+        "passfile": str(out),
+        "central": settings.__dict__,
+    }
+    if show_password:
+        result["password"] = creds.password
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"terminal {name}: role {creds.role} {result['action']}")
+    click.echo(f"passfile: {out} (mode 0600): install it on the terminal as {TERMINAL_PASSFILE}, mode 0600")
+    if settings.sslrootcert:
+        click.echo(f"CA certificate: copy the central server's CA to the terminal as {TERMINAL_CA_FILE}")
+    if show_password:
+        click.echo(f"password: {creds.password}")
+    click.echo("\nAdd to the terminal's clockface.toml:\n")
+    click.echo(settings.toml(), nl=False)
