@@ -362,3 +362,15 @@ def test_passfile_is_0600_atomic_and_escaped_as_libpq_reads_it(central: PgServer
     assert sorted(p.name for p in front.passfile.parent.iterdir() if p.name.startswith(".")) == []
     with connect(front) as conn:  # libpq itself reads the escaped line back
         assert conn.execute("SELECT clockface.current_terminal()").fetchone() == ("front-gate",)
+
+
+def test_a_passfile_libpq_ignores_is_one_line_naming_it(central: PgServer, terminal: Terminal) -> None:
+    """A passfile readable by others is skipped by libpq: the line says so instead of 'wrong password'."""
+    front = terminal("front-gate")
+    assert front.passfile is not None
+    front.passfile.chmod(0o644)
+    with pytest.raises(CentralError) as raised:
+        connect(front)
+    message = str(raised.value)
+    assert "\n" not in message and "no password" in message and str(front.passfile) in message
+    assert front.passfile.read_text().rsplit(":", 1)[1].strip() not in message
