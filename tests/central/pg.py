@@ -116,6 +116,13 @@ class PgServer:
         self.socket_dir = self.base / "socket"
         self.log_file = self.base / "server.log"
         self._tls: TlsFiles | None = None
+        try:
+            self._init_cluster()
+        except BaseException:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise
+
+    def _init_cluster(self) -> None:
         self.socket_dir.mkdir()
         if self._user is not None:
             for path in (self.base, self.socket_dir):
