@@ -64,11 +64,28 @@ ensure_shellcheck() {
   fi
 }
 
+ensure_postgresql() {
+  # The fleet tests (tests/central/) start a throwaway PostgreSQL cluster from
+  # /usr/lib/postgresql/<newest>/bin and make TLS certificates with openssl; in CI a
+  # missing server fails them. The terminal itself needs neither (only psycopg, from pip).
+  local missing=()
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  command -v openssl >/dev/null || missing+=(openssl)
+  [ "${#missing[@]}" = 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing ${missing[*]} (for the central-server tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    say "${missing[*]} not found: the central-server tests will be skipped (sudo apt install ${missing[*]})"
+  fi
+}
+
 dev_setup() {
   local py
   py=$(find_python) || die "Python 3.11 or newer is needed (sudo apt install python3 python3-venv)"
   ensure_venv_support "$py"
   ensure_shellcheck
+  ensure_postgresql
   if [ ! -x .venv/bin/python ]; then
     say "creating .venv with $py"
     "$py" -m venv .venv
