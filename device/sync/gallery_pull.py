@@ -32,8 +32,10 @@ def gallery_puller(gallery_path: Path, model_path: Path) -> Puller | None:
     binding: list[ModelBinding] = []
 
     def pull(conn: psycopg.Connection[Any]) -> GalleryNews:
+        from device.errors import is_user_error, one_line
         from device.vision.model_card import ModelCardError, load_card
         from gallery.store import ModelBinding
+        from logs.central.connect import CentralError
 
         if not binding:
             try:
@@ -41,7 +43,14 @@ def gallery_puller(gallery_path: Path, model_path: Path) -> Puller | None:
             except ModelCardError as exc:
                 return GalleryNews(version=None, refused=f"no usable model here, gallery not pulled: {exc}")
             binding.append(ModelBinding(card.name, card.model_sha256, card.embedding_size))
-        outcome = pull_gallery(conn, gallery_path, binding[0])
+        try:
+            outcome = pull_gallery(conn, gallery_path, binding[0])
+        except Exception as exc:
+            # A gallery that cannot be written (disk full, a locked file) must not stop the pushes;
+            # a network or server error goes up, so the loop reconnects.
+            if not is_user_error(exc) or isinstance(exc, CentralError):
+                raise
+            return GalleryNews(version=None, refused=f"gallery not applied: {one_line(exc)}")
         return GalleryNews(version=outcome.version, refused=outcome.refused)
 
     return pull

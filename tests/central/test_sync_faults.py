@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from device.sync.agent import SyncAgent
+from device.sync.agent import GalleryNews, SyncAgent
 from device.sync.backoff import Backoff
 from device.sync.status import read_status, status_path
 from logs.central.connect import CentralTarget, connect
@@ -378,3 +379,24 @@ def test_sigterm_stops_between_batches(
     confirmed = EVENTS - backlog(log)
     assert confirmed == central_count(central), "a batch at the centre but not confirmed: not stopped between batches"
     assert 0 < confirmed < EVENTS
+
+
+def test_the_gallery_is_pulled_after_the_push_on_the_same_connection(
+    terminal: Callable[..., CentralTarget], central: PgServer, log_2000: tuple[Path, list[str]]
+) -> None:
+    """The one hook for gallery.central: called after the backlog went, with the agent's live connection."""
+    log, _ = log_2000
+    seen: list[tuple[int, int | None]] = []
+
+    def pull(conn: Any) -> GalleryNews:
+        row = conn.execute("SELECT max(version_id) FROM clockface.current_gallery_version").fetchone()
+        seen.append((backlog(log), row[0] if row else None))
+        return GalleryNews(version=row[0] if row else None, refused="another model (test)")
+
+    with AttendanceStore(log) as store:
+        agent = SyncAgent(store, terminal("front-gate"), status_path(log.parent), pull=pull)
+        assert agent.push_once() == EVENTS
+    assert seen == [(0, None)], "one pull, after the whole backlog was confirmed"
+    saved = read_status(status_path(log.parent))
+    assert saved is not None and saved.gallery_refused == "another model (test)" and saved.backlog == 0
+    assert_exactly_once(central, log)
