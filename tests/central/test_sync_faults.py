@@ -253,7 +253,8 @@ def test_sigkill_after_the_server_commit_before_the_local_confirmation(
     holder.execute("BEGIN IMMEDIATE")
     agent = spawn(config, "sync", "--once")
     try:
-        wait_for(lambda: central_count(central) == 500, 9, "the first batch at the centre")
+        # Polled every 50 ms: the kill lands well inside confirm()'s 10 s busy_timeout after the commit.
+        wait_for(lambda: central_count(central) == 500, 30, "the first batch at the centre")
         time.sleep(0.3)
         assert agent.poll() is None, agent.communicate()
         agent.send_signal(signal.SIGKILL)
