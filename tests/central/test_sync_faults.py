@@ -9,13 +9,17 @@ killed with SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -401,3 +405,40 @@ def test_the_gallery_is_pulled_after_the_push_on_the_same_connection(
     saved = read_status(status_path(log.parent))
     assert saved is not None and saved.gallery_refused == "another model (test)" and saved.backlog == 0
     assert_exactly_once(central, log)
+
+
+def test_the_service_is_ready_and_says_why_while_the_centre_is_unreachable(
+    terminal: Callable[..., CentralTarget], central: PgServer, log_2000: tuple[Path, list[str]]
+) -> None:
+    """sd_notify over a real datagram socket: READY at once, STATUS with the backlog and the error, WATCHDOG pings."""
+    log, _ = log_2000
+    config = write_config(log.parent, replace(terminal("front-gate"), port=free_port()))
+    folder = Path(tempfile.mkdtemp(prefix="nfy", dir="/tmp"))  # AF_UNIX paths are short
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(folder / "notify"))
+    listener.settimeout(0.2)
+    env = cli_env(config) | {"NOTIFY_SOCKET": str(folder / "notify"), "WATCHDOG_USEC": "1000000"}
+    agent = subprocess.Popen([sys.executable, "-m", "device.cli", "sync"], env=env, cwd=REPO_ROOT, text=True)
+    messages: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            any("unreachable" in m for m in messages) and sum("WATCHDOG=1" in m for m in messages) >= 2
+        ):
+            with contextlib.suppress(TimeoutError):
+                messages.append(listener.recv(4096).decode())
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(20) == 0
+        with contextlib.suppress(TimeoutError):
+            while True:  # what was queued before the exit
+                messages.append(listener.recv(4096).decode())
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert messages[0].startswith("READY=1") and f"STATUS=backlog {EVENTS}" in messages[0], messages[:3]
+    errors = [m for m in messages if m.startswith("STATUS=") and "unreachable" in m]
+    assert errors and errors[0].startswith(f"STATUS=backlog {EVENTS}; error: central server"), errors[:1]
+    assert any(m == "WATCHDOG=1" for m in messages) and messages[-1] == "STOPPING=1"
+    assert backlog(log) == EVENTS
