@@ -40,6 +40,7 @@ from msgspec import Meta
 
 from device import paths as default_paths
 from device.enrolment.photo_rules import EnrolRules
+from device.sync.settings import CentralSettings
 from device.terminal.kiosk import KioskSettings
 from device.terminal.motion import MotionSettings
 from device.terminal.preview import PreviewSettings
@@ -159,6 +160,7 @@ class Config:
     kiosk: KioskSettings = field(default_factory=KioskSettings)
     door: DoorSettings = field(default_factory=DoorSettings)
     logs: LogsSettings = field(default_factory=LogsSettings)
+    central: CentralSettings = field(default_factory=CentralSettings)
     source_file: Path | None = None  # where this config came from (None: defaults only)
 
     def to_toml_dict(self) -> dict[str, Any]:
@@ -174,6 +176,7 @@ class Config:
             ("preview", self.preview),
             ("kiosk", self.kiosk),
             ("door", self.door),
+            ("central", self.central),
         ):
             out[name] = {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
         out["paths"].update(gallery_db=str(self.paths.gallery), attendance_db=str(self.paths.attendance))
@@ -197,6 +200,7 @@ SECTIONS: dict[str, type] = {
     "door": DoorSettings,
     "logs": LogsSettings,
     "web": WebSettings,
+    "central": CentralSettings,
 }
 _NOT_KEYS = {"logs": {"web"}}  # fields filled from another table, not keys of this one
 
@@ -366,6 +370,7 @@ def _parse(doc: Mapping[str, Any], env: Mapping[str, str], source_file: Path | N
         kiosk=_section(KioskSettings, "kiosk", doc.get("kiosk", {})),
         door=_section(DoorSettings, "door", doc.get("door", {})),
         logs=logs,
+        central=_section(CentralSettings, "central", doc.get("central", {})),
         source_file=source_file,
     )
 

@@ -27,6 +27,10 @@ Schema history (``PRAGMA user_version``):
   ``chain_hash`` on ``events``, back-filled for existing rows in rowid order,
   and a unique index on ``prev_hash`` so two writers cannot fork the chain.
   Purge and erase record the chain cuts they make in ``audit_log``.
+* v4 — ``central_confirmations(event_id, confirmed_at_utc)``: which events the
+  central PostgreSQL has committed (issue 13). A separate table, so marking an
+  event sent never UPDATEs it; rows are only inserted (``INSERT OR IGNORE``),
+  and deleted only with their event, under the same permit, by purge/erase.
 
 A file is inspected read-only before anything writes to it, so a database
 from a newer clockface or another program is refused unchanged (no WAL
@@ -58,7 +62,7 @@ from logs.chain import ChainReport, Cut, Problem
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("check-in", "check-out", "seen")
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 10_000
 # Fixed-width UTC text sorts chronologically, and SQLite's date functions
 # read it directly (Datasette canned queries rely on that).
@@ -230,10 +234,21 @@ END;
 CREATE UNIQUE INDEX events_prev_hash ON events (prev_hash);
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
+# v4: the central store's confirmations, beside the events (never a column on them:
+# that would need an UPDATE). Append-only like events: a confirmation lost would
+# only re-send an event (harmless, the centre ignores a known id), but the rule is
+# kept the same everywhere so verify can check it.
+_V4 = """
+CREATE TABLE central_confirmations (
+    event_id TEXT PRIMARY KEY,
+    confirmed_at_utc TEXT NOT NULL
+);
+""" + _APPEND_ONLY.format(table="central_confirmations")
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 """``MIGRATIONS[n]`` takes a database from version n-1 to n (v3 continues in :func:`_backfill_chain`)."""
 
-_OUR_TABLES = {"events", "unknown_events", "audit_log", "_deletion_permit"}
+_OUR_TABLES = {"events", "unknown_events", "audit_log", "_deletion_permit", "central_confirmations"}
 _CUT_ACTIONS = ("purge", "erase")
 
 
@@ -244,7 +259,7 @@ def _normalise_sql(text: str) -> str:
 def _expected_triggers() -> dict[str, str]:
     """name -> normalised SQL of every trigger the current schema must have."""
     wanted: dict[str, str] = {}
-    for script in (_V2, _V3_RESTORE):
+    for script in (_V2, _V3_RESTORE, _V4):
         for statement in _split_sql(script):
             words = statement.split()
             if words[:2] == ["CREATE", "TRIGGER"]:
@@ -531,6 +546,43 @@ class AttendanceStore:
         """How many events a purge at *cutoff_utc* would remove (for the confirmation prompt)."""
         return self._read(lambda: self.db["events"].count_where("timestamp_utc < ?", [format_utc(cutoff_utc)]))
 
+    # --- the central store's confirmations (device/sync) ---------------------
+    _UNCONFIRMED = "FROM events e WHERE NOT EXISTS (SELECT 1 FROM central_confirmations c WHERE c.event_id = e.id)"
+
+    def unconfirmed(self, limit: int) -> list[AttendanceEvent]:
+        """Up to *limit* events the central store has not confirmed, oldest first (insertion order).
+
+        Rowid order, not timestamp order: a clock that jumped back an hour must not
+        starve the events written before the jump.
+        """
+
+        def run() -> list[AttendanceEvent]:
+            cursor = self.db.execute(f"SELECT e.* {self._UNCONFIRMED} ORDER BY e.rowid LIMIT ?", [limit])
+            names = [d[0] for d in cursor.description]
+            return [AttendanceEvent.from_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+        return list(self._read(run))
+
+    def confirm(self, ids: list[str], at: datetime) -> int:
+        """Note that the central store has committed *ids*; returns how many were new.
+
+        One transaction for the batch, ``INSERT OR IGNORE`` so confirming twice is
+        harmless, and only ids of events this log holds (a stray id confirms nothing).
+        """
+        stamp = format_utc(at)
+        with self._write() as db:
+            before = db.execute("SELECT total_changes()").fetchone()[0]
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO central_confirmations (event_id, confirmed_at_utc) "
+                "SELECT id, ? FROM events WHERE id = ?",
+                [(stamp, event_id) for event_id in ids],
+            )
+            return int(db.execute("SELECT total_changes()").fetchone()[0] - before)
+
+    def backlog(self) -> int:
+        """How many events still wait for the central store's confirmation."""
+        return int(self._read(lambda: self.db.execute(f"SELECT count(*) {self._UNCONFIRMED}").fetchone()[0]))
+
     def audit_entries(self) -> list[dict[str, Any]]:
         return self._read(lambda: list(self.db["audit_log"].rows_where(order_by="id")))
 
@@ -610,13 +662,20 @@ class AttendanceStore:
             )
             detail = {**detail, "chain_cuts": [cut.to_dict() for cut in cuts]}
             db.execute("INSERT INTO _deletion_permit (reason) VALUES (?)", [action])
+            # The confirmations go with their events: a kept confirmation would name an event that is gone.
+            confirmations = db.execute(
+                f"DELETE FROM central_confirmations WHERE event_id IN (SELECT id FROM events WHERE {where})", params
+            ).rowcount
             removed = db.execute(f"DELETE FROM events WHERE {where}", params).rowcount
             removed_unknown = (
                 db.execute(f"DELETE FROM unknown_events WHERE {where}", params).rowcount if include_unknown else 0
             )
             db.execute("DELETE FROM _deletion_permit")
             self._audit(
-                db, action, removed + removed_unknown, {**detail, "events": removed, "unknown_events": removed_unknown}
+                db,
+                action,
+                removed + removed_unknown,
+                {**detail, "events": removed, "unknown_events": removed_unknown, "confirmations": confirmations},
             )
         log.info("attendance %s: removed %d events, %d unknown events", action, removed, removed_unknown)
         return removed + removed_unknown

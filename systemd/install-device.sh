@@ -19,8 +19,9 @@
 #                  clockface.example.toml)
 #   data           /var/lib/clockface (models/, gallery.db, attendance.db)
 #   units          clockface.service, clockface-stick@.service + 99-clockface-stick.rules,
-#                  clockface-retention.service + .timer, in /etc/systemd/system and
-#                  /etc/udev/rules.d
+#                  clockface-retention.service + .timer, clockface-sync.service (enabled;
+#                  skipped until [central] host is set and /etc/clockface/central.pgpass
+#                  exists), in /etc/systemd/system and /etc/udev/rules.d
 # --kiosk also installs the kiosk screen: apt's cage and chromium, a user
 #                  `clockface-kiosk`, clockface-kiosk.service (Chromium full-screen on
 #                  tty1 showing the terminal's kiosk page) and its kiosk-url.conf drop-in
@@ -41,7 +42,7 @@ UNIT_DIR=/etc/systemd/system
 RULES_DIR=/etc/udev/rules.d
 BIN_LINK=/usr/local/bin/clockface
 USER_NAME=clockface
-UNITS=(clockface.service clockface-stick@.service clockface-retention.service clockface-retention.timer)
+UNITS=(clockface.service clockface-stick@.service clockface-retention.service clockface-retention.timer clockface-sync.service)
 KIOSK_UNIT=clockface-kiosk.service
 KIOSK_USER=clockface-kiosk
 KIOSK_DROPIN=$UNIT_DIR/$KIOSK_UNIT.d/kiosk-url.conf
@@ -72,10 +73,10 @@ systemd_running() { [ -d /run/systemd/system ]; }
 uninstall() {
   say "removing clockface (data in $DATA $( [ "$PURGE" = 1 ] && echo "and config will be deleted" || echo "and config in $ETC are kept"))"
   if systemd_running; then
-    systemctl disable --now "$KIOSK_UNIT" clockface.service clockface-retention.timer 2>/dev/null || true
+    systemctl disable --now "$KIOSK_UNIT" clockface.service clockface-sync.service clockface-retention.timer 2>/dev/null || true
     systemctl stop clockface-retention.service 'clockface-stick@*.service' 2>/dev/null || true
   else
-    systemctl disable "$KIOSK_UNIT" clockface.service clockface-retention.timer 2>/dev/null || true
+    systemctl disable "$KIOSK_UNIT" clockface.service clockface-sync.service clockface-retention.timer 2>/dev/null || true
   fi
   for unit in "${UNITS[@]}" "$KIOSK_UNIT"; do rm -f "$UNIT_DIR/$unit"; done
   rm -rf "$UNIT_DIR/$KIOSK_UNIT.d"
@@ -287,8 +288,8 @@ install_units() {
     systemctl daemon-reload
     udevadm control --reload 2>/dev/null || true
   fi
-  systemctl enable clockface.service clockface-retention.timer >/dev/null 2>&1 \
-    || systemctl enable clockface.service clockface-retention.timer
+  systemctl enable clockface.service clockface-sync.service clockface-retention.timer >/dev/null 2>&1 \
+    || systemctl enable clockface.service clockface-sync.service clockface-retention.timer
   say "units installed and enabled ($( [ $changed = 1 ] && echo updated || echo unchanged))"
 }
 
@@ -340,6 +341,8 @@ start_or_restart() {
     return
   fi
   systemctl start clockface-retention.timer || true
+  # Skipped by its conditions until [central] is configured; restarted so an upgrade takes effect.
+  if systemctl is-active -q clockface-sync.service; then systemctl restart clockface-sync.service; else systemctl start --no-block clockface-sync.service || true; fi
   if systemctl is-active -q clockface.service; then
     say "restarting clockface.service (upgrade)"
     systemctl restart clockface.service

@@ -76,9 +76,10 @@ def _mount_groups() -> None:
     from device.cli.gallery import enroll, enroll_stick, gallery
     from device.cli.logs import logs
     from device.cli.run import demo, run
+    from device.cli.sync import sync
     from device.cli.web import web
 
-    for command in (run, demo, eval_command, config, enroll, enroll_stick, gallery, logs, web, central):
+    for command in (run, demo, eval_command, config, enroll, enroll_stick, gallery, logs, web, central, sync):
         main.add_command(command)
 
 

@@ -20,7 +20,7 @@ from logs_helpers import event, local, make_v1_database, utc
 from device.cli.logs import logs
 from logs import chain
 from logs.settings import LogsSettings
-from logs.store import AttendanceStore, StoreError
+from logs.store import SCHEMA_VERSION, AttendanceStore, StoreError
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"]
 
@@ -205,7 +205,7 @@ def test_v2_database_is_back_filled_in_rowid_order(db_path: Path) -> None:
         ],
     )
     with AttendanceStore(db_path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == SCHEMA_VERSION
         assert store.verify().ok
         store.record(event("carol", "check-in", utc("2026-03-02 10:00")))
     conn = sqlite3.connect(db_path)

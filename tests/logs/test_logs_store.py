@@ -110,7 +110,7 @@ def test_migrates_from_v1(db_path: Path) -> None:
 
 def test_readonly_store_does_not_migrate(db_path: Path) -> None:
     make_v1_database(db_path, [])
-    with pytest.raises(StoreError, match="schema v1, expected v3"):
+    with pytest.raises(StoreError, match=f"schema v1, expected v{SCHEMA_VERSION}"):
         AttendanceStore(db_path, readonly=True)
 
 
@@ -124,7 +124,9 @@ def test_newer_schema_refused(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(StoreError, match="schema version 99; this clockface reads up to 3: upgrade clockface"):
+    with pytest.raises(
+        StoreError, match=f"schema version 99; this clockface reads up to {SCHEMA_VERSION}: upgrade clockface"
+    ):
         AttendanceStore(db_path)
 
 

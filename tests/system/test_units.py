@@ -28,6 +28,7 @@ UNITS = [
     "clockface-retention.service",
     "clockface-retention.timer",
     "clockface-kiosk.service",
+    "clockface-sync.service",
 ]
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 RULE = SYSTEMD / "99-clockface-stick.rules"
@@ -129,6 +130,22 @@ def test_service_contract() -> None:
     assert "HUP" in d["ExecReload"][0]
 
 
+def test_sync_contract() -> None:
+    """Issue 13: its own hardened unit, skipped until [central] is set, the password only as a credential."""
+    d = _directives("clockface-sync.service")
+    assert d["Type"] == ["notify"] and "WatchdogSec" in d
+    assert d["User"] == ["clockface"], "never root"
+    assert d["ExecCondition"] == ["/opt/clockface/venv/bin/clockface sync --check-configured"]
+    assert d["ExecStart"][0].split()[:2] == ["/opt/clockface/venv/bin/clockface", "sync"]
+    assert d["LoadCredential"] == ["central.pgpass:/etc/clockface/central.pgpass"]
+    assert d["ReadWritePaths"] == ["/var/lib/clockface"]
+    assert d["RestrictAddressFamilies"][0].split() == ["AF_UNIX", "AF_INET", "AF_INET6"]
+    assert d["PrivateDevices"] == ["yes"], "no camera, no devices"
+    installer = (SYSTEMD / "install-device.sh").read_text()
+    assert "clockface-sync.service" in installer.split("UNITS=(")[1].split(")")[0]
+    assert re.search(r"systemctl enable [^\n]*clockface-sync\.service", installer)
+
+
 def test_door_outputs_reach_their_devices() -> None:
     """The chime (ALSA) and the door lights (GPIO chips) pass DevicePolicy=closed; no group the OS may lack."""
     d = _directives("clockface.service")
@@ -190,7 +207,7 @@ def test_exec_commands_exist_in_cli() -> None:
     from device.cli.main import main
 
     for unit in SERVICES:
-        for key in ("ExecStart", "ExecStartPre", "ExecStartPost"):
+        for key in ("ExecCondition", "ExecStart", "ExecStartPre", "ExecStartPost"):
             for value in _directives(unit).get(key, []):
                 argv = shlex.split(value.lstrip("+-!@:"))
                 if not argv or not argv[0].endswith("/bin/clockface"):
