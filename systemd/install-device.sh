@@ -12,7 +12,8 @@
 #                  SupplementaryGroups=video, never root; added to the audio and gpio
 #                  groups where they exist, for the door chime and lights)
 #   code           /opt/clockface/venv (--system-site-packages, so apt's picamera2 is seen;
-#                  the project without the converter extra: no TensorFlow on a device)
+#                  the project without the converter extra: no TensorFlow on a device;
+#                  on aarch64 from wheels only, never a source build: systemd/pip-wheels.sh)
 #                  /usr/local/bin/clockface (runs as the clockface user when called by root)
 #   config         /etc/clockface/clockface.toml (created once from the documented defaults,
 #                  never overwritten; the current defaults are kept beside it as
@@ -31,6 +32,9 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/.." && pwd)
+# wheel_flags, pip_error_line: wheels only on aarch64, a missing one named in one line.
+# shellcheck source=systemd/pip-wheels.sh
+. "$HERE/pip-wheels.sh"
 
 PREFIX=/opt/clockface
 VENV=$PREFIX/venv
@@ -52,6 +56,7 @@ RULE=99-clockface-stick.rules
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
+PIP_SECONDS=0
 UNINSTALL=0
 PURGE=0
 KIOSK=0
@@ -215,10 +220,24 @@ install_project() {
     echo "numpy<2" >> "$constraints"
     say "system numpy $sysnumpy (apt): keeping numpy<2 in the venv"
   fi
-  say "installing clockface from $SRC into $VENV (device runtime only, no converter/TensorFlow)"
+  local arch only_binary pip_log pyver t0=$SECONDS
+  arch=$(uname -m)
+  mapfile -t only_binary < <(wheel_flags "$arch")
+  say "installing clockface from $SRC into $VENV (device runtime only, no converter/TensorFlow${only_binary[*]:+; $arch: wheels only})"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
-  "$VENV/bin/python" -m pip install -q --upgrade --upgrade-strategy only-if-needed \
-    -c "$constraints" "$SRC"
+  pip_log=$(mktemp /tmp/clockface-pip.XXXXXX)
+  if ! "$VENV/bin/python" -m pip install -q "${only_binary[@]}" --upgrade --upgrade-strategy only-if-needed \
+    -c "$constraints" "$SRC" >"$pip_log" 2>&1; then
+    pyver=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    local reason
+    reason=$(pip_error_line "$arch" "$pyver" "$pip_log")
+    [ -z "$reason" ] || die "$reason"
+    tail -n 25 "$pip_log" >&2
+    die "pip install failed (its output: $pip_log)"
+  fi
+  cat "$pip_log"  # -q: only pip's warnings
+  rm -f "$pip_log"
+  PIP_SECONDS=$((SECONDS - t0))
   "$VENV/bin/python" -c 'import tensorflow' 2>/dev/null \
     && say "warning: TensorFlow is importable in $VENV (from system site-packages?); clockface does not need it"
   "$VENV/bin/clockface" --version >/dev/null || die "the installed clockface does not start"
@@ -356,6 +375,8 @@ start_or_restart() {
 next_steps() {
   echo
   say "installed $(sed -n 's/^version=//p' "$PREFIX/INSTALLED") on $(os_summary)"
+  # What a Pi owner waits for and what it costs the SD card.
+  say "install took ${SECONDS}s (pip ${PIP_SECONDS}s); venv $VENV: $(du -sh "$VENV" | cut -f1) (du -sh)"
   if ! model_present; then
     cat <<EOF
 Next steps:

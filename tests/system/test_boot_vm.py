@@ -1,6 +1,7 @@
 """The real boot test: the project installed by its own `./setup.sh --device`
-into a Debian bookworm image, booted under QEMU with software emulation (TCG,
-no KVM), checked from inside by a test unit that reports on ttyS0.
+into a Debian bookworm image, booted under QEMU (KVM where a probe boot shows it
+works, else software emulation, TCG; the summary line says which ran), checked
+from inside by a test unit that reports on ttyS0.
 
 Checks, each printed with its timing:
   boot 1  ready (Type=notify READY, empty gallery) -> usb-enrol (a FAT stick
@@ -127,6 +128,7 @@ def vm_results() -> Results:
         vmlib.make_stick(stick, {name: faces / rel for name, rel in PHOTOS.items()})
 
         b1 = vmlib.boot(image, work, 1, log, timeout=1800, stick=stick)
+        res.timings.insert(0, f"accelerator {b1.accel} ({vmlib.accel_for(image.kernel).reason})")
         res.timings.append(f"boot 1 {b1.seconds:.0f}s")
         for c in b1.checks:
             res.checks[c.name] = c
