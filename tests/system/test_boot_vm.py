@@ -8,7 +8,10 @@ Checks, each printed with its timing:
           hot-plugged through the QEMU monitor as USB mass storage; udev ->
           clockface-stick@ -> systemd-mount -> enroll-stick -> report on the
           stick -> unmount -> gallery reload) -> recognise (people from the
-          video in camera.source logged) -> watchdog (SIGSTOP'd loop killed
+          video in camera.source logged) -> central-offline
+          ([central] set to an unreachable server: still READY, rows logged, the sync
+          agent up with the backlog in STATUS=) -> sync-unit (verify + security
+          <= 4.0 in the guest) -> watchdog (SIGSTOP'd loop killed
           and restarted) -> hard power-off (QEMU SIGKILLed while the service runs)
   boot 2  ready-after-poweroff -> integrity-after-poweroff (PRAGMA
           integrity_check, every committed row intact) -> clean-stop -> an
@@ -57,6 +60,8 @@ GUEST_CHECKS = [
     "ready",
     "usb-enrol",
     "recognise",
+    "central-offline",
+    "sync-unit",
     "watchdog",
     "pre-poweroff",
     "ready-after-poweroff",

@@ -270,23 +270,81 @@ def _owner(rootfs: Path, user: str) -> tuple[int, int]:
     raise KeyError(f"no user {user} in the image")
 
 
-def set_camera_source(config: Path, source: str) -> None:
-    """Set [camera] source in the installed TOML, keeping the rest of the file."""
+def set_toml_keys(config: Path, section: str, values: dict[str, str]) -> None:
+    """Set `key = value` lines (values already TOML literals) in [section] of the installed
+    TOML, replacing a key's line or its commented-out example, keeping the rest of the file."""
     text = config.read_text()
-    line = f'source = "{source}"'
-    m = re.search(r"^\[camera\][^\n]*\n", text, re.M)
-    if m:
-        end = re.search(r"^\[", text[m.end() :], re.M)
-        section_end = m.end() + (end.start() if end else len(text) - m.end())
-        body = text[m.end() : section_end]
-        if re.search(r"^\s*#?\s*source\s*=.*$", body, re.M):
-            body = re.sub(r"^\s*#?\s*source\s*=.*$", line, body, count=1, flags=re.M)
+    m = re.search(rf"^\[{re.escape(section)}\][^\n]*\n", text, re.M)
+    if m is None:
+        text += f"\n[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+        config.write_text(text)
+        return
+    end = re.search(r"^\[", text[m.end() :], re.M)
+    section_end = m.end() + (end.start() if end else len(text) - m.end())
+    body = text[m.end() : section_end]
+    for key, value in values.items():
+        line = f"{key} = {value}"
+        pattern = rf"^\s*#?\s*{re.escape(key)}\s*=.*$"
+        if re.search(pattern, body, re.M):
+            body = re.sub(pattern, lambda _m, line=line: line, body, count=1, flags=re.M)
         else:
             body = line + "\n" + body
-        text = text[: m.end()] + body + text[section_end:]
-    else:
-        text += f"\n[camera]\n{line}\n"
-    config.write_text(text)
+    config.write_text(text[: m.end()] + body + text[section_end:])
+
+
+def set_camera_source(config: Path, source: str) -> None:
+    """Set [camera] source in the installed TOML, keeping the rest of the file."""
+    set_toml_keys(config, "camera", {"source": f'"{source}"'})
+
+
+# TEST-NET-1 (RFC 5737): never routed, so the guest's sync agent meets a central server
+# that does not answer, as a terminal does when its site's network is down.
+UNREACHABLE_CENTRAL = "192.0.2.1"
+VM_TERMINAL_ROLE = "clockface_t_vmtest"
+
+
+def configure_unreachable_central(rootfs: Path, config: Path) -> None:
+    """[central] in the image's TOML, a passfile (root, 0600: the unit loads it as a
+    credential) and a CA file, all for a server nobody runs (check.py: central-offline)."""
+    etc = rootfs / "etc/clockface"
+    passfile = etc / "central.pgpass"
+    passfile.write_text(f"{UNREACHABLE_CENTRAL}:5432:clockface:{VM_TERMINAL_ROLE}:vm-test-password-unused\n")
+    os.chmod(passfile, 0o600)
+    ca = etc / "central-ca.pem"
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Path(tmp) / "ca.key"
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=clockface vm test CA",
+                "-keyout",
+                str(key),
+                "-out",
+                str(ca),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    os.chmod(ca, 0o644)
+    set_toml_keys(
+        config,
+        "central",
+        {
+            "host": f'"{UNREACHABLE_CENTRAL}"',
+            "user": f'"{VM_TERMINAL_ROLE}"',
+            "sslmode": '"verify-full"',
+            "sslrootcert": '"/etc/clockface/central-ca.pem"',
+            "interval_s": "10",
+        },
+    )
 
 
 def chroot_sh(
@@ -390,6 +448,7 @@ def prepare_image(base: Path, work: Path, model_dir: Path, video: Path, expected
     shutil.copy(video, vdst)
     os.chmod(vdst, 0o644)
     set_camera_source(config, VIDEO_IN_GUEST)
+    configure_unreachable_central(rootfs, config)
 
     lib = rootfs / "usr/local/lib/clockface-vmtest"
     lib.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,9 @@ Talks to the host only through lines on /dev/ttyS0 that start with "VMTEST":
   VMTEST ROWS <json>                            (committed attendance rows)
   VMTEST DONE <phase>
 
-Boot 1: READY, USB enrolment, recognition from the video, watchdog restart,
-then asks the host for a hard power-off while the service runs.
+Boot 1: READY, USB enrolment, recognition from the video, the fleet sync with
+its central server unreachable (the terminal stays READY and logs locally; the
+sync unit verifies and scores <= 4.0), watchdog restart, then asks the host for a hard power-off while the service runs.
 Boot 2: READY again, integrity and rows after the power cut, clean stop,
 the kiosk unit and the kiosk page (loopback only);
 then the unit's SuccessAction powers the machine off cleanly.
@@ -295,6 +296,80 @@ def check_recognise() -> None:
     check("recognise", ok, t0, detail)
 
 
+SYNC = "clockface-sync.service"
+SYNC_UNIT = Path("/etc/systemd/system") / SYNC
+
+
+def clockface_cli(*args: str) -> str:
+    """A clockface command as the service user, with the installed config."""
+    return sh(
+        "runuser",
+        "-u",
+        "clockface",
+        "--",
+        "env",
+        "CLOCKFACE_CONFIG=/etc/clockface/clockface.toml",
+        "/opt/clockface/venv/bin/clockface",
+        *args,
+    )
+
+
+def check_central_offline() -> None:
+    """[central] points at an unreachable server (the image's TOML, tests/system/vmlib.py):
+    the recogniser is still READY with its rows on disk, and the sync agent is up (READY),
+    reports the backlog and the error in STATUS=, and keeps every event unconfirmed."""
+    t0 = now()
+    rows = attendance_rows()
+
+    def tried():
+        p = props(SYNC, "ActiveState", "SubState", "StatusText", "NRestarts", "Result")
+        return p if "error" in p.get("StatusText", "") else None
+
+    sync = wait_for(tried, 240, 2.0) or props(SYNC, "ActiveState", "SubState", "StatusText", "NRestarts", "Result")
+    svc = props(SERVICE, "ActiveState", "SubState", "StatusText")
+    raw = clockface_cli("sync", "--status", "--json")
+    try:
+        status = json.loads(raw)
+    except ValueError:
+        status = {}
+    backlog = status.get("backlog")
+    m = re.search(r"backlog (\d+)", sync.get("StatusText", ""))
+    ok = (
+        (svc.get("ActiveState"), svc.get("SubState")) == ("active", "running")
+        and bool(rows)
+        and (sync.get("ActiveState"), sync.get("SubState")) == ("active", "running")
+        and m is not None
+        and 1 <= int(m.group(1)) <= len(rows)  # its view at its last attempt (back-off up to 300 s)
+        and backlog == len(rows)
+    )
+    check(
+        "central-offline",
+        ok,
+        t0,
+        f"clockface {svc.get('ActiveState')}/{svc.get('SubState')} ({svc.get('StatusText')}); {len(rows)} rows logged; "
+        f"sync {sync.get('ActiveState')}/{sync.get('SubState')} restarts={sync.get('NRestarts')} "
+        f"STATUS={sync.get('StatusText')!r}; sync --status backlog={backlog}"
+        + ("" if ok else " journal: " + tail(journal(SYNC), 8) + " status: " + raw[-300:]),
+    )
+
+
+def check_sync_unit() -> None:
+    """The sync unit against this guest's systemd: verify says nothing, exposure <= 4.0."""
+    t0 = now()
+    verify = sh("systemd-analyze", "verify", "--man=no", str(SYNC_UNIT))
+    security = sh("systemd-analyze", "security", "--no-pager", SYNC)
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security)
+    score = float(m.group(1)) if m else None
+    ok = verify == "" and score is not None and score <= 4.0
+    check(
+        "sync-unit",
+        ok,
+        t0,
+        f"systemd-analyze verify: {tail(verify, 4) or 'nothing to say'}; security exposure {score}"
+        + ("" if m else " " + tail(security, 4)),
+    )
+
+
 def selected(name: str) -> bool:
     return not EXPECTED.get("only") or name in EXPECTED["only"]
 
@@ -304,6 +379,8 @@ def boot1() -> None:
         ("ready", check_ready),
         ("usb-enrol", check_usb_enrol),
         ("recognise", check_recognise),
+        ("central-offline", check_central_offline),
+        ("sync-unit", check_sync_unit),
         ("watchdog", check_watchdog),
     ):
         if selected(name):
