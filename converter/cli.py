@@ -4,8 +4,8 @@ Loaded by the root CLI through the `clockface.commands` entry point, so at modul
 level this imports only click and the standard library: `clockface --help` on a Pi
 must not pull in NumPy-heavy converter code, let alone TensorFlow. Conversion runs
 on a workstation (`pip install '.[converter]'`); the device only loads the result,
-except with `--backend numpy` (dlib-resnet-v1), which writes the same model from NumPy
-without TensorFlow, so a Pi can make its own default model.
+except with `--backend numpy` (dlib-resnet-v1 and mtcnn), which writes the same models from
+NumPy without TensorFlow, so a Pi can make its own default models.
 
 Why one module over 300 lines: it is the whole `clockface convert` command (its options, stages and int8 calibration data), found through one entry point; its pieces are not used elsewhere.
 """
@@ -442,7 +442,7 @@ def run_conversion(
     type=click.Choice(["tensorflow", "numpy"]),
     default="tensorflow",
     show_default=True,
-    help="numpy: write the TFLite file from NumPy without TensorFlow (float32; dlib-resnet-v1), "
+    help="numpy: write the TFLite file from NumPy without TensorFlow (float32; dlib-resnet-v1, mtcnn), "
     "checked against a NumPy forward pass of the source network; what a Raspberry Pi runs.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
@@ -475,20 +475,20 @@ def convert(
     options = ConvertOptions(
         quantize, calibration, sha256, weights_url, cache_dir, show_progress=not as_json, backend=backend
     )
-    detector = detector_runner(model)
+    if backend == "numpy":
+        _check_numpy_backend(model, quantize)
+    detector = detector_runner(model, backend)
     if detector is not None and (quantize != "none" or sha256 or weights_url):
         raise click.UsageError(
             f"{model} is converted as float32 from installed weights: --quantize/--sha256/--weights-url do not apply"
         )
-    if backend == "numpy":
-        _check_numpy_backend(model, quantize)
     stages = NUMPY_STAGES if backend == "numpy" else STAGES
     with tqdm(
         total=len(stages), desc=f"convert {model}", unit="stage", file=sys.stderr, disable=None, leave=False
     ) as bar:
         summary: Any
         if detector is not None:  # mtcnn: --source is its weights folder, --calibration its check photos
-            summary = detector(output, source, _Stages(bar), calibration)
+            summary = detector(output, source, _Stages(bar, stages), calibration)
         else:
             summary = run_conversion(model, output, source, _Stages(bar, stages), options)
     if as_json:

@@ -251,15 +251,15 @@ def reference_forward(net: DlibNet, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- registry hook
 
 
-def backend_tools() -> str:
-    """The sidecar's converter_version for files this module wrote (no TensorFlow was involved)."""
+def backend_tools(writer: str = "converter/dlib_numpy_export.py") -> str:
+    """The sidecar's converter_version for files `writer` wrote (no TensorFlow was involved)."""
     parts = []
     for dist in ("clockface", "numpy", "flatbuffers"):
         try:
             parts.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             continue
-    return "; ".join([*parts, "numpy backend (converter/dlib_numpy_export.py)"])
+    return "; ".join([*parts, f"numpy backend ({writer})"])
 
 
 def build(net: DlibNet) -> NumpyBuilt:

@@ -187,12 +187,14 @@ def known_models() -> dict[str, ModelSpec]:
     return dict(sorted(_REGISTRY.items()))
 
 
-# Models that are not one embedding network, converted by their own module's run function
-# (name -> (description, "module:function")); `clockface convert NAME` dispatches to them.
-DETECTORS: dict[str, tuple[str, str]] = {
+# Models that are not one embedding network, converted by their own module's run functions
+# (name -> (description, TensorFlow "module:function", numpy-backend "module:function" or None));
+# `clockface convert NAME [--backend numpy]` dispatches to them.
+DETECTORS: dict[str, tuple[str, str, str | None]] = {
     "mtcnn": (
         "MTCNN face detector with 5 landmarks (P-, R-, O-Net of the mtcnn 1.0.0 package; stills)",
         "converter.mtcnn:run_mtcnn_conversion",
+        "converter.mtcnn_numpy_export:run_mtcnn_numpy_conversion",
     ),
 }
 
@@ -200,19 +202,26 @@ DETECTORS: dict[str, tuple[str, str]] = {
 def listed_models() -> dict[str, str]:
     """Every name `clockface convert` takes, with its description (embedders and detectors)."""
     listed = {name: spec.description for name, spec in known_models().items()}
-    listed.update({name: description for name, (description, _) in DETECTORS.items()})
+    listed.update({name: description for name, (description, _, _) in DETECTORS.items()})
     return dict(sorted(listed.items()))
 
 
-def detector_runner(name: str) -> Callable[..., Any] | None:
-    """The run function of a detector model, or None for an embedder."""
+def detector_runner(name: str, backend: str = "tensorflow") -> Callable[..., Any] | None:
+    """The run function of a detector model for `backend`, or None for an embedder."""
     entry = DETECTORS.get(name)
-    return _resolve(entry[1]) if entry else None
+    if entry is None:
+        return None
+    target = entry[2] if backend == "numpy" else entry[1]
+    if target is None:
+        raise UnknownModelError(f"{name} has no {backend} backend")
+    return _resolve(target)
 
 
 def numpy_models() -> list[str]:
     """Names `clockface convert --backend numpy` can convert (without TensorFlow)."""
-    return [name for name, spec in known_models().items() if spec.numpy_builder is not None]
+    embedders = [name for name, spec in known_models().items() if spec.numpy_builder is not None]
+    detectors = [name for name, (_, _, numpy_run) in DETECTORS.items() if numpy_run is not None]
+    return sorted(embedders + detectors)
 
 
 def get_spec(name: str) -> ModelSpec:

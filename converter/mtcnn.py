@@ -163,7 +163,8 @@ def _by_channels(outputs: Any) -> dict[int, np.ndarray]:
 
 
 def verify_network(name: str, keras_model: Any, tflite_bytes: bytes, inputs: list[np.ndarray]) -> FidelityReport:
-    """Every output on every input, Keras vs LiteRT through the device's own runner (input resized per shape)."""
+    """Every output on every input, Keras (or a NumPy reference called like it) vs LiteRT through the
+    device's own runner (input resized per shape)."""
     channels = OUTPUT_CHANNELS[name]
     try:
         runner = _Network(tflite_bytes, channels)
@@ -216,20 +217,39 @@ def run_mtcnn_conversion(output: Path, source: Path | None, progress: Any, photo
     progress.step()
     exported = {name: export_tflite(models[name]) for name in NETWORKS}
     progress.step()
+    return check_and_write(
+        output, weights, exported, models, images, photos, source is None, converter_version(), progress, started
+    )
+
+
+def check_and_write(
+    output: Path,
+    weights: dict[str, NetworkWeights],
+    exported: dict[str, bytes],
+    references: dict[str, Any],
+    images: list[np.ndarray],
+    photos: Path | None,
+    default_source: bool,
+    tools: str,
+    progress: Any,
+    started: float,
+) -> MtcnnSummary:
+    """Both backends' last two stages: every output of the exported bytes against `references` (the Keras
+    networks, or converter.mtcnn_numpy_export's float64 NumPy ones), then the files, sidecar last."""
     inputs = {
         "pnet": pnet_inputs(images),
         "rnet": crop_inputs(images, CROP_SIZES["rnet"]),
         "onet": crop_inputs(images, CROP_SIZES["onet"], seed=1),
     }
-    reports = {name: verify_network(name, models[name], exported[name], inputs[name]) for name in NETWORKS}
+    reports = {name: verify_network(name, references[name], exported[name], inputs[name]) for name in NETWORKS}
     failed = [f"{n}: {'; '.join(r.failures)}" for n, r in reports.items() if not r.passed]
     if failed:
         raise ExportCheckError(
-            f"mtcnn: TFLite export differs from Keras beyond limits ({' | '.join(failed)}); nothing written"
+            f"mtcnn: TFLite export differs from its reference beyond limits ({' | '.join(failed)}); nothing written"
         )
     progress.step()
 
-    label = _source_label(weights, source is None)
+    label = _source_label(weights, default_source)
     import hashlib
 
     card = MtcnnCard(
@@ -248,7 +268,7 @@ def run_mtcnn_conversion(output: Path, source: Path | None, progress: Any, photo
         layout=LAYOUT,
         defaults=MtcnnSettings(),
         source=label,
-        converter_version=converter_version(),
+        converter_version=tools,
         notes="Run by device/vision/mtcnn.py (pyramid, NMS, refinement as mtcnn 1.0.0's detect_faces).",
     )
     output.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,7 @@ _ACTIVATION = {"NONE": 0, "RELU": 1}
 _MODEL_VERSION, _MODEL_OPCODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = range(5)
 _SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPERATORS, _SUBGRAPH_NAME = range(5)
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME = range(4)
+_TENSOR_SHAPE_SIGNATURE = 7  # after quantization, is_variable, sparsity
 _OP_OPCODE_INDEX, _OP_INPUTS, _OP_OUTPUTS, _OP_OPTIONS_TYPE, _OP_OPTIONS = range(5)
 _OPCODE_DEPRECATED_BUILTIN, _OPCODE_CUSTOM, _OPCODE_VERSION, _OPCODE_BUILTIN = range(4)
 _BUFFER_DATA = 0
@@ -192,6 +193,7 @@ class Tensor:
     dtype: str  # a key of TENSOR_TYPES
     name: str
     buffer: int  # 0: no data (activations); > 0: index into the constant buffers
+    signature: tuple[int, ...] | None = None  # shape_signature: -1 where the runtime may resize
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,15 @@ class Operator:
 
 
 class GraphBuilder:
-    """One subgraph of float32 activations and float32/int32 constants, serialised by `to_bytes`."""
+    """One subgraph of float32 activations and float32/int32 constants, serialised by `to_bytes`.
 
-    def __init__(self) -> None:
+    `dynamic_axes`: axes recorded as -1 in every activation's shape_signature (MTCNN's
+    P-Net takes any H x W, R-/O-Net any batch), as TensorFlow's converter records them;
+    the shapes given are then only the ones the interpreter first allocates for.
+    """
+
+    def __init__(self, dynamic_axes: tuple[int, ...] = ()) -> None:
+        self.dynamic_axes = dynamic_axes
         self.tensors: list[Tensor] = []
         self.operators: list[Operator] = []
         self.buffers: list[bytes] = [b""]  # buffer 0: the empty sentinel every activation points at
@@ -214,7 +222,11 @@ class GraphBuilder:
     def _tensor(self, shape: tuple[int, ...], dtype: str, name: str, buffer: int = 0) -> int:
         if dtype not in TENSOR_TYPES:
             raise ValueError(f"tensor {name!r}: unsupported dtype {dtype}")
-        self.tensors.append(Tensor(tuple(int(d) for d in shape), dtype, name, buffer))
+        dims = tuple(int(d) for d in shape)
+        signature = None
+        if buffer == 0 and self.dynamic_axes:
+            signature = tuple(-1 if i in self.dynamic_axes else d for i, d in enumerate(dims))
+        self.tensors.append(Tensor(dims, dtype, name, buffer, signature))
         return len(self.tensors) - 1
 
     def shape(self, tensor: int) -> tuple[int, ...]:
@@ -315,8 +327,11 @@ def _write_opcode(b: flatbuffers.Builder, code: int) -> int:
 def _write_tensor(b: flatbuffers.Builder, t: Tensor) -> int:
     shape = b.CreateNumpyVector(np.asarray(t.shape, np.int32))
     name = b.CreateString(t.name)
-    b.StartObject(4)
+    signature = None if t.signature is None else b.CreateNumpyVector(np.asarray(t.signature, np.int32))
+    b.StartObject(_TENSOR_SHAPE_SIGNATURE + 1)
     b.PrependUOffsetTRelativeSlot(_TENSOR_SHAPE, shape, 0)
+    if signature is not None:
+        b.PrependUOffsetTRelativeSlot(_TENSOR_SHAPE_SIGNATURE, signature, 0)
     b.PrependInt8Slot(_TENSOR_TYPE, TENSOR_TYPES[t.dtype], 0)
     b.PrependUint32Slot(_TENSOR_BUFFER, t.buffer, 0)
     b.PrependUOffsetTRelativeSlot(_TENSOR_NAME, name, 0)

@@ -10,10 +10,6 @@ when ../shared is absent), and match dlib's own descriptors.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import cv2
@@ -29,32 +25,12 @@ from converter.tflite_export import ExportCheckError, _LiteRTRunner, synthetic_c
 from device.vision.embedder import Embedder, chip_to_tensor
 from device.vision.model_card import load_card, sha256_file
 from tests.conftest import require
+from tests.converter.no_tensorflow import convert_without_tensorflow
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT.parent / "shared" / "reference" / "dlib"
 SAME_AS_TENSORFLOW = 1e-5
 DLIB_DESCRIPTOR_TOLERANCE = 1e-4
-
-_NO_TENSORFLOW = textwrap.dedent(
-    """
-    import importlib.abc, json, sys
-
-    BLOCKED = ("tensorflow", "keras", "tf_keras")
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-
-    sys.meta_path.insert(0, Block())
-    from converter.cli import convert
-
-    convert.main(sys.argv[1:], standalone_mode=False)
-    loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-    print(json.dumps({"loaded": loaded}))
-    """
-)
 
 
 class _Progress:
@@ -65,19 +41,8 @@ class _Progress:
 @pytest.fixture(scope="module")
 def numpy_model(tmp_path_factory: pytest.TempPathFactory, dat_path: Path) -> dict:
     out = tmp_path_factory.mktemp("numpy-models")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = ["dlib-resnet-v1", "--backend", "numpy", "--output", str(out), "--json"]
-    run = subprocess.run(
-        [sys.executable, "-c", _NO_TENSORFLOW, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    summary_text, _, modules_line = run.stdout.rstrip().rpartition("\n")
-    return {
-        "out": out,
-        "tflite": out / "dlib-resnet-v1.tflite",
-        "summary": json.loads(summary_text),
-        "loaded": json.loads(modules_line)["loaded"],
-    }
+    summary, loaded = convert_without_tensorflow(["dlib-resnet-v1", "--backend", "numpy", "--output", str(out)])
+    return {"out": out, "tflite": out / "dlib-resnet-v1.tflite", "summary": summary, "loaded": loaded}
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +160,7 @@ def test_a_wrong_export_is_refused_and_nothing_written(
     ("args", "message"),
     [
         (["vggface-resnet50", "--backend", "numpy"], "needs TensorFlow"),
-        (["mtcnn", "--backend", "numpy"], "needs TensorFlow"),
+        (["mtcnn", "--backend", "numpy", "--quantize", "int8"], "float32"),
         (["dlib-resnet-v1", "--backend", "numpy", "--quantize", "int8"], "float32"),
     ],
 )

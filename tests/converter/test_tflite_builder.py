@@ -159,3 +159,16 @@ def test_unknown_operator_is_refused() -> None:
     x = g.input((1, 2), "x")
     with pytest.raises(ValueError, match="LSTM"):
         g.op("LSTM", [x], (1, 2), "y")
+
+
+def test_dynamic_axes_become_the_shape_signature() -> None:
+    """MTCNN's P-Net takes any H x W: the input's shape_signature says so, constants keep their shape."""
+    g = GraphBuilder(dynamic_axes=(0, 1, 2))
+    x = g.input((1, 12, 12, 3), "x")
+    y = g.op("MAX_POOL_2D", [x], (1, 6, 6, 3), "max", Pool2DOptions((2, 2), (2, 2), "SAME"))
+    model = schema.Model.GetRootAs(g.to_bytes([y]), 0)
+    graph = model.Subgraphs(0)
+    for i in range(graph.TensorsLength()):  # both activations; a constant would have none
+        assert list(graph.Tensors(i).ShapeSignatureAsNumpy()) == [-1, -1, -1, 3]
+    runner = _LiteRTRunner(g.to_bytes([y]))
+    assert list(runner.inp["shape_signature"]) == [-1, -1, -1, 3]
