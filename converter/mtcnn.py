@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from converter.mtcnn_weights import NETWORKS, PACKAGE, PACKAGE_VERSION, NetworkWeights, read_weights
+from converter.mtcnn_weights import (
+    NETWORKS,
+    PACKAGE,
+    PACKAGE_VERSION,
+    WEIGHTS_SHA256,
+    NetworkWeights,
+    read_weights,
+)
 from converter.tflite_export import (
     ExportCheckError,
     FidelityLimits,
@@ -194,7 +201,10 @@ def verify_network(name: str, keras_model: Any, tflite_bytes: bytes, inputs: lis
 
 
 def _source_label(weights: dict[str, NetworkWeights], default: bool) -> str:
+    package = f"{PACKAGE} {PACKAGE_VERSION} (MIT): assets/weights/{{pnet,rnet,onet}}.lz4"
     if not default:
+        if all(sha256_file(w.path) == WEIGHTS_SHA256[name] for name, w in weights.items()):
+            return f"{package}, from {PACKAGE}-{PACKAGE_VERSION}-py3-none-any.whl (SHA-256 pinned)"
         return str(next(iter(weights.values())).path.parent)
     try:
         return f"{PACKAGE} {metadata.version(PACKAGE)} (MIT): assets/weights/{{pnet,rnet,onet}}.lz4"

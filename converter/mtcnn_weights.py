@@ -22,6 +22,13 @@ from converter.models import SourceNotFoundError, packaged_file
 NETWORKS = ("pnet", "rnet", "onet")
 PACKAGE = "mtcnn"
 PACKAGE_VERSION = "1.0.0"
+# SHA-256 of the wheel's assets/weights/*.lz4 (mtcnn 1.0.0): systemd/build-default-models.sh checks
+# the files it unzips from a downloaded wheel against these before converting them.
+WEIGHTS_SHA256 = {
+    "pnet": "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",
+    "rnet": "cb00e6460f3c98b0bfafaba3c0a0ded4bdf6e62cee7174d969e8670d7e757fee",
+    "onet": "94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3",
+}
 
 # Layer weight shapes of mtcnn 1.0.0's Keras networks (mtcnn/network/*.py), in set_weights order.
 EXPECTED_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {

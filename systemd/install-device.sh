@@ -19,6 +19,9 @@
 #                  never overwritten; the current defaults are kept beside it as
 #                  clockface.example.toml)
 #   data           /var/lib/clockface (models/, gallery.db, attendance.db)
+#   models         when the default models are absent, they are made here, without TensorFlow
+#                  (systemd/build-default-models.sh: dlib-resnet-v1 and MTCNN, numpy backend;
+#                  nothing but the model files is left behind)
 #   units          clockface.service, clockface-stick@.service + 99-clockface-stick.rules,
 #                  clockface-retention.service + .timer, clockface-sync.service (enabled;
 #                  skipped until [central] host is set and /etc/clockface/central.pgpass
@@ -321,6 +324,30 @@ model_present() {
   esac
 }
 
+mtcnn_present() { [ -f "$DATA/models/mtcnn.json" ]; }
+
+ensure_default_models() {
+  # The Pi makes its own default models (no workstation, no TensorFlow); a model copied in
+  # from a workstation (VGGFace, or any other) is never replaced.
+  local model
+  model=$("$BIN_LINK" config show --key paths.model 2>/dev/null || echo dlib-resnet-v1)
+  if model_present && mtcnn_present; then
+    say "models present in $DATA/models"
+    return
+  fi
+  if [ "$model" != dlib-resnet-v1 ] && ! model_present; then
+    say "the configured model $model is not in $DATA/models: copy it from a workstation (docs/install-pi.md)"
+  fi
+  say "building the default models in $DATA/models (numpy backend, no TensorFlow; about a minute)"
+  local started=$SECONDS
+  if "$HERE/build-default-models.sh" "$DATA/models" "$VENV/bin/python"; then
+    chown -R "$USER_NAME:$USER_NAME" "$DATA/models"
+    say "default models built in $((SECONDS - started)) s"
+  else
+    say "warning: could not build the default models (offline?); re-run setup, or copy them from a workstation"
+  fi
+}
+
 # --- the kiosk screen (--kiosk) ------------------------------------------------
 
 install_kiosk() {
@@ -380,9 +407,10 @@ next_steps() {
   if ! model_present; then
     cat <<EOF
 Next steps:
-  1. Copy the model (a .tflite and its .json) into $DATA/models/. It is converted on a
-     workstation with TensorFlow (./setup.sh there, or: clockface convert dlib-resnet-v1 --output DIR):
-       sudo install -o $USER_NAME -g $USER_NAME -m 0640 dlib-resnet-v1.tflite dlib-resnet-v1.json $DATA/models/
+  1. The model is missing from $DATA/models/. Re-run setup with internet access (it builds
+     the default models here), or copy a .tflite and its .json converted on a workstation
+     (./setup.sh there, or: clockface convert MODEL --output DIR; VGGFace models need that):
+       sudo install -o $USER_NAME -g $USER_NAME -m 0640 MODEL.tflite MODEL.json $DATA/models/
   2. Set the camera in $CONFIG ([camera] source: picamera2, camera:0 or /dev/video0).
   3. sudo systemctl restart clockface
 EOF
@@ -414,6 +442,7 @@ ensure_venv "$PY"
 install_project
 ensure_data
 write_config
+ensure_default_models
 install_units
 start_or_restart
 if [ "$KIOSK" = 1 ]; then install_kiosk; fi
