@@ -219,9 +219,8 @@ install_project() {
   local sysnumpy
   sysnumpy=$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
   if [ -n "$sysnumpy" ] && [ "${sysnumpy%%.*}" = 1 ]; then
-    grep -v '^numpy==' "$SRC/tests/constraints.txt" > "$constraints"
-    echo "numpy<2" >> "$constraints"
-    say "system numpy $sysnumpy (apt): keeping numpy<2 in the venv"
+    numpy1_constraints "$SRC/tests/constraints.txt" "$constraints"
+    say "system numpy $sysnumpy (apt): keeping numpy<2 (and an OpenCV built for it) in the venv"
   fi
   local arch only_binary pip_log pyver t0=$SECONDS
   arch=$(uname -m)

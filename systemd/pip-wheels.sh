@@ -6,6 +6,18 @@
 # pin or a new dependency without an aarch64 wheel. tests/test_aarch64_wheels.py finds such a
 # pin before anyone installs; this is the same rule at install time, with the package named.
 
+# numpy1_constraints SRC DEST: the tested constraints SRC rewritten for a venv that must keep
+# numpy 1.x (Raspberry Pi OS 12, where apt's picamera2 is compiled against apt's numpy 1.24).
+# The numpy pin gives way to numpy<2, and the pins of packages whose tested release needs
+# numpy 2 give way to their last releases that accept 1.x (read from the aarch64 wheels'
+# METADATA): opencv-python-headless 4.12.0.88+ declares numpy>=2 on Python >= 3.9 (4.11.0.86:
+# numpy>=1.23.5 on 3.11); ml-dtypes (LiteRT's) 0.7.0 declares numpy>=2.0.0.
+# tests/test_aarch64_wheels.py resolves the result for Bookworm's cp311, wheels only.
+numpy1_constraints() {
+  grep -v -e '^numpy==' -e '^opencv-python-headless==' -e '^ml-dtypes==' "$1" > "$2"
+  printf '%s\n' "numpy<2" "opencv-python-headless<4.12" "ml-dtypes<0.6" >> "$2"
+}
+
 # wheel_flags ARCH: pip's extra flags on ARCH (uname -m), one per line.
 wheel_flags() {
   if [ "$1" = aarch64 ]; then echo "--only-binary=:all:"; fi

@@ -93,7 +93,12 @@ class Resolution:
 
 
 def pip_download(
-    reqs: list[str], target: Target, dest: Path, constrained: bool = True, deps: bool = True
+    reqs: list[str],
+    target: Target,
+    dest: Path,
+    constrained: bool = True,
+    deps: bool = True,
+    constraints: Path = CONSTRAINTS,
 ) -> Resolution:
     """`pip download` of *reqs* (and their dependencies) as pip on *target* would see PyPI."""
     cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--disable-pip-version-check"]
@@ -101,7 +106,7 @@ def pip_download(
         cmd += ["--platform", tag]
     cmd += ["--python-version", target.python, "--implementation", "cp", "--abi", target.abi]
     if constrained:
-        cmd += ["-c", str(CONSTRAINTS)]
+        cmd += ["-c", str(constraints)]
     if not deps:
         cmd += ["--no-deps"]
     cmd += ["-d", str(dest), *reqs]
@@ -237,6 +242,30 @@ def check_wheels(reqs: list[str], target: Target, dest: Path) -> None:
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.abi)
 def test_device_dependencies_have_aarch64_wheels(target: Target, tmp_path: Path) -> None:
     check_wheels(device_requirements(target), target, tmp_path)
+
+
+def numpy1_constraints(dest: Path) -> Path:
+    """The constraints install-device.sh uses beside apt's numpy 1.x (systemd/pip-wheels.sh)."""
+    script = f'. "{REPO_ROOT}/systemd/pip-wheels.sh"; numpy1_constraints "{CONSTRAINTS}" "{dest}"'
+    subprocess.run(["bash", "-c", script], check=True)
+    return dest
+
+
+def test_raspberry_pi_os_12_with_apt_numpy1_resolves(tmp_path: Path) -> None:
+    """Raspberry Pi OS 12 with apt's picamera2: the venv keeps numpy 1.x, so every pin must admit it.
+
+    The tested pins alone cannot (OpenCV 4.12+ declares numpy>=2), which is why the installer
+    rewrites them; this resolves exactly what it would install there, wheels only."""
+    target = TARGETS[0]
+    constraints = numpy1_constraints(tmp_path / "constraints-numpy1.txt")
+    reqs = [*device_requirements(target), "numpy<2"]
+    got = pip_download(reqs, target, tmp_path / "wheels", constraints=constraints)
+    if not got.ok and network_failure(got.output):
+        unreachable(got.output)
+    assert got.ok, f"Raspberry Pi OS 12 + apt numpy 1.x (aarch64, cp311): pip cannot resolve:\n{_tail(got.output, 15)}"
+    wheels = sorted(p.name for p in (tmp_path / "wheels").glob("*.whl"))
+    numpy = [w for w in wheels if w.startswith("numpy-")]
+    assert numpy and numpy[0].startswith("numpy-1."), f"numpy 1.x expected beside apt's picamera2, got {numpy}"
 
 
 def test_a_package_without_a_wheel_is_named(tmp_path: Path) -> None:
