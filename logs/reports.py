@@ -84,6 +84,19 @@ def range_bounds_utc(first_day: date, last_day: date, zone: ZoneInfo) -> tuple[d
     return _local_midnight_utc(first_day, zone), _local_midnight_utc(last_day + timedelta(days=1), zone)
 
 
+def fetch_window_utc(
+    first_day: date, last_day: date, zone: ZoneInfo, max_shift: timedelta = DEFAULT_MAX_SHIFT
+) -> tuple[datetime, datetime]:
+    """The UTC interval whose events :func:`daily_rows` needs for days *first_day* .. *last_day*.
+
+    The days' bounds widened by *max_shift* on each side, so a shift crossing
+    a range edge pairs as it would in a longer report. Every event source (the
+    local log, the central store) reads this one window.
+    """
+    start, end = range_bounds_utc(first_day, last_day, zone)
+    return start - max_shift, end + max_shift
+
+
 def _local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
     # If midnight does not exist locally (a DST jump at 00:00), fold=0 gives
     # the instant just after the jump, which is the day's real start.

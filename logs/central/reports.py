@@ -1,0 +1,199 @@
+"""Fleet reports: every terminal's events from the central store, through the same report maths.
+
+The central ``clockface.events`` table holds the events of all terminals, so a
+person who checks in at the front gate and out at the back gate is one
+person-day with a first-in and a last-out. Nothing here decides what a day,
+a shift or lateness is: the events are fetched for the UTC window
+:func:`logs.reports.fetch_window_utc` names (the same one the local report
+reads) and handed to :func:`logs.reports.daily_rows`, so a local report and a
+fleet report of the same events are the same rows by construction.
+
+Each read is one query on the ``(timestamp_utc)`` or ``(person,
+timestamp_utc)`` index, fetched as binary rows (no text parsing of
+timestamps and UUIDs) and turned into :class:`AttendanceEvent` with
+``terminal_id`` taken from the central ``terminal`` column: the terminal the
+central store recorded, not one a terminal could claim for itself.
+
+Only an administrator or reporting role can read these rows: a terminal's
+role has no SELECT on ``clockface.events``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from logs import reports
+from logs.store import AttendanceEvent
+
+if TYPE_CHECKING:
+    import psycopg
+
+_COLUMNS = "id, terminal, person, event_type, timestamp_utc, utc_offset_minutes, distance, source"
+
+# How far back a follower re-reads (see CentralFollower): longer than any one
+# sync batch can stay open between its INSERT and its COMMIT.
+FOLLOW_OVERLAP = timedelta(minutes=2)
+
+
+def _event(row: tuple[Any, ...]) -> AttendanceEvent:
+    event_id, terminal, person, event_type, moment, offset, distance, source = row
+    return AttendanceEvent(
+        person=person,
+        event_type=event_type,
+        timestamp_utc=moment.astimezone(UTC),
+        utc_offset_minutes=offset,
+        distance=float(distance),
+        source=source,
+        terminal_id=terminal,
+        id=str(event_id),
+    )
+
+
+def events_between(
+    conn: psycopg.Connection[Any], start_utc: datetime, end_utc: datetime, person: str | None = None
+) -> list[AttendanceEvent]:
+    """Events of every terminal with ``start_utc <= timestamp < end_utc``, in time order (half-open, like the local store)."""
+    where = "timestamp_utc >= %s AND timestamp_utc < %s"
+    params: list[Any] = [start_utc, end_utc]
+    if person is not None:
+        where += " AND person = %s"
+        params.append(person)
+    with conn.cursor(binary=True) as cur:
+        cur.execute(f"SELECT {_COLUMNS} FROM clockface.events WHERE {where} ORDER BY timestamp_utc, id", params)
+        return [_event(row) for row in cur.fetchall()]
+
+
+def report_events(
+    conn: psycopg.Connection[Any], zone: ZoneInfo, first_day: date, last_day: date, person: str | None = None
+) -> list[AttendanceEvent]:
+    """The events :func:`logs.reports.daily_rows` needs for the days, with sightings collapsed in SQL.
+
+    Check-ins and check-outs come whole (the shift rules are sequential per
+    person and stay in Python, in one place). A ``seen`` event only ever
+    counts as the first or last sighting of its person on its local day, so
+    the server keeps just those two per person-day: on a fleet where most
+    events are sightings this is most of the 100,000 rows a day's report
+    would otherwise fetch and convert. The local days are bucketed by the
+    midnights Python's zoneinfo computes (``width_bucket`` over them), never
+    by the server's own time-zone rules, so both sides agree on every day
+    boundary, DST days included. Sightings outside the requested days are
+    not fetched: the report drops them anyway.
+    """
+    start, end = reports.fetch_window_utc(first_day, last_day, zone)
+    midnights = [
+        reports.day_bounds_utc(first_day + timedelta(days=i), zone)[0] for i in range((last_day - first_day).days + 2)
+    ]
+    person_filter = " AND person = %(person)s" if person is not None else ""
+    query = f"""
+        SELECT {_COLUMNS} FROM clockface.events
+         WHERE timestamp_utc >= %(start)s AND timestamp_utc < %(end)s AND event_type <> 'seen'{person_filter}
+        UNION ALL
+        SELECT {_COLUMNS} FROM (
+            SELECT {_COLUMNS},
+                   row_number() OVER (PARTITION BY person, day ORDER BY timestamp_utc, id) AS from_first,
+                   row_number() OVER (PARTITION BY person, day ORDER BY timestamp_utc DESC, id DESC) AS from_last
+              FROM (SELECT {_COLUMNS}, width_bucket(timestamp_utc, %(midnights)s::timestamptz[]) AS day
+                      FROM clockface.events
+                     WHERE timestamp_utc >= %(first)s AND timestamp_utc < %(last)s
+                       AND event_type = 'seen'{person_filter}) AS sightings
+        ) AS ranked
+         WHERE from_first = 1 OR from_last = 1
+         ORDER BY timestamp_utc, id
+    """
+    params = {
+        "start": start,
+        "end": end,
+        "first": midnights[0],
+        "last": midnights[-1],
+        "midnights": midnights,
+        "person": person,
+    }
+    with conn.cursor(binary=True) as cur:
+        cur.execute(query, params)
+        return [_event(row) for row in cur.fetchall()]
+
+
+def daily_rows(
+    conn: psycopg.Connection[Any],
+    zone: ZoneInfo,
+    first_day: date,
+    last_day: date,
+    expected_start: time | None = None,
+    person: str | None = None,
+) -> list[reports.DayRow]:
+    """The fleet's report rows for local days *first_day* .. *last_day*: one query, then the local maths.
+
+    Equal to ``logs.reports.daily_rows`` over every event of the window
+    (tests/central/test_fleet_reports.py checks it on a DST day).
+    """
+    events = report_events(conn, zone, first_day, last_day, person=person)
+    return reports.daily_rows(events, zone, first_day, last_day, expected_start)
+
+
+def latest(conn: psycopg.Connection[Any], count: int) -> list[tuple[datetime, AttendanceEvent]]:
+    """The *count* events the central store received last, oldest first, each with its ``received_at``."""
+    with conn.cursor(binary=True) as cur:
+        cur.execute(
+            f"SELECT received_at, {_COLUMNS} FROM"
+            f" (SELECT received_at, {_COLUMNS} FROM clockface.events ORDER BY received_at DESC, id DESC LIMIT %s) AS newest"
+            " ORDER BY received_at, id",
+            [count],
+        )
+        return [(row[0], _event(row[1:])) for row in cur.fetchall()]
+
+
+@dataclass
+class CentralFollower:
+    """``logs tail -f --central``: each new central event once, in the order the store received them.
+
+    ``received_at`` is stamped when a row is inserted, but the row becomes
+    visible only when its batch commits: a batch that inserted earlier and
+    committed later shows up *behind* rows already printed. So each poll
+    re-reads from ``FOLLOW_OVERLAP`` before the newest ``received_at`` seen
+    and skips the ids it already printed (forgotten once they fall out of
+    the overlap window), instead of trusting a strictly advancing cursor.
+    """
+
+    conn: psycopg.Connection[Any]
+    overlap: timedelta = FOLLOW_OVERLAP
+    newest: datetime | None = None
+    printed: dict[str, datetime] = field(default_factory=dict)
+
+    def start(self, count: int) -> list[AttendanceEvent]:
+        """The last *count* events (none for 0), and remember where following starts."""
+        if count > 0:
+            found = latest(self.conn, count)
+        else:
+            found = []
+            with self.conn.cursor(binary=True) as cur:
+                cur.execute("SELECT max(received_at) FROM clockface.events")
+                row = cur.fetchone()
+                self.newest = row[0] if row else None
+        self.conn.commit()  # end the read's transaction: the next poll must see new commits
+        return self._note(found)
+
+    def poll(self) -> list[AttendanceEvent]:
+        """Events committed since the last poll that were not printed yet."""
+        since = self.newest - self.overlap if self.newest else datetime.min.replace(tzinfo=UTC)
+        with self.conn.cursor(binary=True) as cur:
+            cur.execute(
+                f"SELECT received_at, {_COLUMNS} FROM clockface.events WHERE received_at >= %s"
+                " ORDER BY received_at, id",
+                [since],
+            )
+            found = [(row[0], _event(row[1:])) for row in cur.fetchall()]
+        self.conn.commit()
+        return self._note([(at, e) for at, e in found if e.id not in self.printed])
+
+    def _note(self, found: list[tuple[datetime, AttendanceEvent]]) -> list[AttendanceEvent]:
+        for at, event in found:
+            self.printed[event.id] = at
+            if self.newest is None or at > self.newest:
+                self.newest = at
+        if self.newest is not None:
+            horizon = self.newest - self.overlap
+            self.printed = {i: at for i, at in self.printed.items() if at >= horizon}
+        return [event for _, event in found]
