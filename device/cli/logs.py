@@ -113,16 +113,13 @@ def central_options(fn: F) -> F:
 
 @contextlib.contextmanager
 def central_connection(dsn: str | None) -> Iterator[psycopg.Connection[Any]]:
-    """A read connection to the central store; every failure is one CLI error line (no password in it)."""
+    """A read connection to the central store; its failures are CentralError lines (no password in them)."""
     if not dsn:
         raise click.UsageError("--central needs --dsn DSN or CLOCKFACE_CENTRAL_DSN")
-    from logs.central.connect import CentralError, connect  # psycopg only when asked for
+    from logs.central.connect import connect  # psycopg only when asked for
+    from logs.central.reports import reading
 
-    try:
-        conn = connect(dsn)
-    except CentralError as exc:
-        raise click.ClickException(str(exc)) from exc
-    with conn:
+    with connect(dsn) as conn, reading(dsn):
         yield conn
 
 

@@ -20,12 +20,15 @@ role has no SELECT on ``clockface.events``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from logs import reports
+from logs.central.connect import CentralError, CentralTarget, explain
 from logs.store import AttendanceEvent
 
 if TYPE_CHECKING:
@@ -41,6 +44,26 @@ _COLUMNS_OF_E = (
 # How far back a follower re-reads (see CentralFollower): longer than any one
 # sync batch can stay open between its INSERT and its COMMIT.
 FOLLOW_OVERLAP = timedelta(minutes=2)
+
+
+@contextmanager
+def reading(dsn: str) -> Iterator[None]:
+    """Turn a failed read into one :class:`CentralError` line (the CLI's error path shows it).
+
+    The usual one: the DSN is a terminal's login, which may add events but
+    never read them (row level security and no SELECT grant, by design).
+    """
+    import psycopg
+
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege:
+        raise CentralError(
+            f"central server {CentralTarget.from_dsn(dsn).where()}: this login may not read the events"
+            " (a terminal's role only adds its own; report with the administrator's or a reporting login)"
+        ) from None
+    except psycopg.Error as exc:
+        raise CentralError(explain(str(exc), CentralTarget.from_dsn(dsn).where())) from None
 
 
 def _event(row: tuple[Any, ...]) -> AttendanceEvent:

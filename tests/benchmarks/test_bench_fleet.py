@@ -35,7 +35,7 @@ def test_quick_run_delivers_exactly_once_and_writes_its_table(tmp_path: Path) ->
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "1,000" and cells[4] == "50"  # the backlog, then 10 live rounds x 5 terminals
     assert cells[7] == "1,050 = 1,050, 0 missing" and cells[8] == "0"
-    assert "same rows as the all-in-Python path: yes" in out.read_text(encoding="utf-8")
+    assert "same rows as the all-in-Python path: yes;" in out.read_text(encoding="utf-8")
 
 
 def test_defaults_are_the_issues_fleet_and_write_where_the_docs_include_them() -> None:

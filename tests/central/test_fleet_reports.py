@@ -254,3 +254,33 @@ def test_central_without_a_dsn_is_one_line(monkeypatch: pytest.MonkeyPatch) -> N
     result = CliRunner().invoke(logs, ["today", "--central"])
     assert result.exit_code == 2
     assert "--central needs --dsn DSN or CLOCKFACE_CENTRAL_DSN" in result.output
+
+
+def test_a_wrong_password_is_one_line_without_the_password(central: PgServer) -> None:
+    secret = "not-the-password-4711"
+    result = CliRunner().invoke(
+        logs,
+        ["report", "--central", "--dsn", central.dsn(password=secret, user="clockface_admin"), "--from", "2026-03-30"],
+    )
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        "clockface: error: central server clockface_admin@127.0.0.1:"
+        f"{central.port}/clockface: wrong password for this user (check the passfile;"
+        " a terminal's is reissued by `clockface central add-terminal --rotate`)"
+    ]
+    assert secret not in result.output
+
+
+def test_a_terminals_login_cannot_report_and_is_told_why(
+    day_events: list[AttendanceEvent], gates: tuple[CentralTarget, CentralTarget]
+) -> None:
+    front = gates[0]
+    dsn = f"host={front.host} port={front.port} dbname=clockface user={front.user} passfile={front.passfile} sslmode=disable"
+    for command in (["report", "--from", "2026-03-30"], ["tail"]):
+        result = CliRunner().invoke(logs, [*command, "--central", "--dsn", dsn])
+        assert result.exit_code == 1, result.output
+        assert result.output.strip() == (
+            f"clockface: error: central server {front.user}@{front.host}:{front.port}/clockface: this login may not"
+            " read the events (a terminal's role only adds its own; report with the administrator's or a reporting login)"
+        )
