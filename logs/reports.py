@@ -181,7 +181,7 @@ def daily_rows(
                 day=day,
                 first_in=first_in,
                 last_out=max(ends).astimezone(zone) if ends else None,
-                hours=_hours(sum(((s.end - s.start) for s in closed), timedelta())),  # type: ignore[operator]
+                hours=hours(sum(((s.end - s.start) for s in closed), timedelta())),  # type: ignore[operator]
                 shifts=len(closed),
                 open=any(s.start and not s.end for s in shifts),
                 late_minutes=late_minutes(first_in, day, zone, expected_start),
@@ -205,7 +205,7 @@ def daily_rows(
                 day=day,
                 first_in=first.astimezone(zone),
                 last_out=last.astimezone(zone),
-                hours=_hours(last - first),
+                hours=hours(last - first),
                 shifts=0,
                 open=False,
                 late_minutes=late_minutes(first.astimezone(zone), day, zone, expected_start),
@@ -245,5 +245,6 @@ def totals(rows: Iterable[DayRow]) -> list[PersonTotal]:
     ]
 
 
-def _hours(delta: timedelta) -> float:
+def hours(delta: timedelta) -> float:
+    """Elapsed time as hours rounded to 2 places: the one rounding every report (local or central) uses."""
     return round(delta.total_seconds() / 3600, 2)

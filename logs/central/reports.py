@@ -2,17 +2,16 @@
 
 The central ``clockface.events`` table holds the events of all terminals, so a
 person who checks in at the front gate and out at the back gate is one
-person-day with a first-in and a last-out. Nothing here decides what a day,
-a shift or lateness is: the events are fetched for the UTC window
-:func:`logs.reports.fetch_window_utc` names (the same one the local report
-reads) and handed to :func:`logs.reports.daily_rows`, so a local report and a
-fleet report of the same events are the same rows by construction.
+person-day with a first-in and a last-out. The report's rules are those of
+:mod:`logs.reports`; for a day of a whole fleet the server applies them
+(:mod:`logs.central.day_sql`, checked equal to the Python rules by the tests)
+and sends one row per person-day instead of every event.
 
-Each read is one query on the ``(timestamp_utc)`` or ``(person,
-timestamp_utc)`` index, fetched as binary rows (no text parsing of
-timestamps and UUIDs) and turned into :class:`AttendanceEvent` with
-``terminal_id`` taken from the central ``terminal`` column: the terminal the
-central store recorded, not one a terminal could claim for itself.
+Reads of events (``tail``, and the comparison path) are one query over the
+``(timestamp_utc)`` index, fetched as binary rows and turned into
+:class:`AttendanceEvent` with ``terminal_id`` taken from the central
+``terminal`` column: the terminal the central store recorded, not one a
+terminal could claim for itself.
 
 Only an administrator or reporting role can read these rows: a terminal's
 role has no SELECT on ``clockface.events``.
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from logs import reports
+from logs.central import day_sql
 from logs.central.connect import CentralError, CentralTarget, explain
 from logs.store import AttendanceEvent
 
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 # id as text: the report wants the UUID's string, and building uuid.UUID objects only to
 # turn them back into strings costs more than the rest of the row.
 _COLUMNS = "id::text AS id, terminal, person, event_type, timestamp_utc, utc_offset_minutes, distance, source"
-_COLUMNS_OF_E = (
-    "e.id::text AS id, e.terminal, e.person, e.event_type, e.timestamp_utc, e.utc_offset_minutes, e.distance, e.source"
-)
 
 # How far back a follower re-reads (see CentralFollower): longer than any one
 # sync batch can stay open between its INSERT and its COMMIT.
@@ -94,61 +91,6 @@ def events_between(
         return [_event(row) for row in cur.fetchall()]
 
 
-def report_events(
-    conn: psycopg.Connection[Any], zone: ZoneInfo, first_day: date, last_day: date, person: str | None = None
-) -> list[AttendanceEvent]:
-    """The events :func:`logs.reports.daily_rows` needs for the days, with sightings collapsed in SQL.
-
-    Check-ins and check-outs come whole (the shift rules are sequential per
-    person and stay in Python, in one place). A ``seen`` event only ever
-    counts as the first or last sighting of its person on its local day, so
-    the server keeps just those two per person-day: on a fleet where most
-    events are sightings this is most of the 100,000 rows a day's report
-    would otherwise fetch and convert. The local days are bucketed by the
-    midnights Python's zoneinfo computes (``width_bucket`` over them), never
-    by the server's own time-zone rules, so both sides agree on every day
-    boundary, DST days included. Sightings outside the requested days are
-    not fetched: the report drops them anyway.
-    """
-    start, end = reports.fetch_window_utc(first_day, last_day, zone)
-    midnights = [
-        reports.day_bounds_utc(first_day + timedelta(days=i), zone)[0] for i in range((last_day - first_day).days + 2)
-    ]
-    person_filter = " AND person = %(person)s" if person is not None else ""
-    # Per person-day the earliest and latest sighting (a hash aggregate, no sort
-    # of the sightings), then those rows through the (person, timestamp_utc) index.
-    # A tie at the first or last instant brings each tied row: harmless, the
-    # report takes only the instants.
-    query = f"""
-        SELECT {_COLUMNS} FROM clockface.events
-         WHERE timestamp_utc >= %(start)s AND timestamp_utc < %(end)s AND event_type <> 'seen'{person_filter}
-        UNION ALL
-        SELECT {_COLUMNS_OF_E} FROM (
-            SELECT person, min(timestamp_utc) AS first_seen, max(timestamp_utc) AS last_seen
-              FROM clockface.events
-             WHERE timestamp_utc >= %(first)s AND timestamp_utc < %(last)s AND event_type = 'seen'{person_filter}
-             GROUP BY person, width_bucket(timestamp_utc, %(midnights)s::timestamptz[])
-        ) AS sightings
-        JOIN clockface.events AS e ON e.person = sightings.person AND e.event_type = 'seen'
-         AND e.timestamp_utc IN (sightings.first_seen, sightings.last_seen)
-         ORDER BY timestamp_utc, id
-    """
-    params = {
-        "start": start,
-        "end": end,
-        "first": midnights[0],
-        "last": midnights[-1],
-        "midnights": midnights,
-        "person": person,
-    }
-    with conn.transaction(), conn.cursor(binary=True) as cur:
-        # Room to aggregate a day of a large fleet in memory: the default 4 MB spills
-        # the grouping to disk at about 100,000 sightings.
-        cur.execute("SET LOCAL work_mem = '64MB'")
-        cur.execute(query, params)
-        return [_event(row) for row in cur.fetchall()]
-
-
 def daily_rows(
     conn: psycopg.Connection[Any],
     zone: ZoneInfo,
@@ -157,13 +99,13 @@ def daily_rows(
     expected_start: time | None = None,
     person: str | None = None,
 ) -> list[reports.DayRow]:
-    """The fleet's report rows for local days *first_day* .. *last_day*: one query, then the local maths.
+    """The fleet's report rows for local days *first_day* .. *last_day*, one row per person-day from the server.
 
-    Equal to ``logs.reports.daily_rows`` over every event of the window
-    (tests/central/test_fleet_reports.py checks it on a DST day).
+    Equal to :func:`logs.reports.daily_rows` over every event of the window
+    (:mod:`logs.central.day_sql` says why the server computes them and how the
+    equality is kept).
     """
-    events = report_events(conn, zone, first_day, last_day, person=person)
-    return reports.daily_rows(events, zone, first_day, last_day, expected_start)
+    return day_sql.day_rows(conn, zone, first_day, last_day, expected_start, person=person)
 
 
 def latest(conn: psycopg.Connection[Any], count: int) -> list[tuple[datetime, AttendanceEvent]]:

@@ -192,27 +192,29 @@ def random_fleet_events(seed: int, zone: ZoneInfo, first: date, days: int) -> li
 
 
 @pytest.mark.parametrize("zone", [NEW_YORK, LONDON, ZoneInfo("Asia/Kolkata")], ids=str)
-def test_sql_collapsed_sightings_give_the_python_rows(
+def test_server_computed_rows_equal_the_python_rules(
     central: PgServer, terminal: Callable[..., CentralTarget], zone: ZoneInfo
 ) -> None:
-    """The server keeps only each person-day's first and last sighting: the rows are those of every event."""
-    first, days = date(2026, 3, 7), 3  # New York's DST change on the 8th
+    """logs/central/day_sql.py against logs/reports.py on every event: duplicates, stale and orphan
+    shifts, night shifts, sightings-only days, midnights and New York's DST change on the 8th."""
+    first, days = date(2026, 3, 7), 3
     events = random_fleet_events(13, zone, first, days)
     for name in "abc":
         push(terminal(name), [e for e in events if e.terminal_id == name])
     last = first + timedelta(days=days - 1)
     with connect(central.admin_dsn) as conn:
-        fetched = central_reports.report_events(conn, zone, first, last)
         start, end = reports.fetch_window_utc(first, last, zone)
         everything = central_reports.events_between(conn, start, end)
         fleet = central_reports.daily_rows(conn, zone, first, last, time(9))
-    assert len(fetched) < 0.8 * len(everything)  # the server did collapse the sightings
-    expected = reports.daily_rows(events, zone, first, last, time(9))
-    assert sum(1 for r in expected if r.basis == "seen") > 10
-    assert fleet == expected
+        one = central_reports.daily_rows(conn, zone, first, last, time(9), person="P3")
     assert {(e.id, e.terminal_id) for e in everything} == {
         (e.id, e.terminal_id) for e in events if start <= e.timestamp_utc < end
     }
+    expected = reports.daily_rows(events, zone, first, last, time(9))
+    assert sum(1 for r in expected if r.basis == "seen") > 10 and sum(1 for r in expected if r.open) > 3
+    assert sum(1 for r in expected if r.first_in is None) >= 2  # days of check-outs with no check-in
+    assert fleet == expected
+    assert one == [r for r in expected if r.person == "P3"] and one
 
 
 def test_tail_shows_the_terminal_that_pushed_each_event(central: PgServer, day_events: list[AttendanceEvent]) -> None:
