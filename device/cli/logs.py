@@ -8,6 +8,10 @@ The root CLI may put a config object in ``ctx.obj`` (with
 ``.paths.attendance_db`` and ``.logs``, a :class:`LogsSettings`); without one
 the commands fall back to ``--db`` and default settings. That lookup lives in
 :func:`resolve` and nowhere else.
+
+``--central`` (today, report, tail) reads every terminal's events from the
+fleet's PostgreSQL store instead (:mod:`logs.central.reports`); psycopg is
+imported only then, so a terminal's ``clockface`` starts without it.
 """
 
 from __future__ import annotations
