@@ -84,6 +84,19 @@ def range_bounds_utc(first_day: date, last_day: date, zone: ZoneInfo) -> tuple[d
     return _local_midnight_utc(first_day, zone), _local_midnight_utc(last_day + timedelta(days=1), zone)
 
 
+def fetch_window_utc(
+    first_day: date, last_day: date, zone: ZoneInfo, max_shift: timedelta = DEFAULT_MAX_SHIFT
+) -> tuple[datetime, datetime]:
+    """The UTC interval whose events :func:`daily_rows` needs for days *first_day* .. *last_day*.
+
+    The days' bounds widened by *max_shift* on each side, so a shift crossing
+    a range edge pairs as it would in a longer report. Every event source (the
+    local log, the central store) reads this one window.
+    """
+    start, end = range_bounds_utc(first_day, last_day, zone)
+    return start - max_shift, end + max_shift
+
+
 def _local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
     # If midnight does not exist locally (a DST jump at 00:00), fold=0 gives
     # the instant just after the jump, which is the day's real start.
@@ -168,7 +181,7 @@ def daily_rows(
                 day=day,
                 first_in=first_in,
                 last_out=max(ends).astimezone(zone) if ends else None,
-                hours=_hours(sum(((s.end - s.start) for s in closed), timedelta())),  # type: ignore[operator]
+                hours=hours(sum(((s.end - s.start) for s in closed), timedelta())),  # type: ignore[operator]
                 shifts=len(closed),
                 open=any(s.start and not s.end for s in shifts),
                 late_minutes=late_minutes(first_in, day, zone, expected_start),
@@ -192,7 +205,7 @@ def daily_rows(
                 day=day,
                 first_in=first.astimezone(zone),
                 last_out=last.astimezone(zone),
-                hours=_hours(last - first),
+                hours=hours(last - first),
                 shifts=0,
                 open=False,
                 late_minutes=late_minutes(first.astimezone(zone), day, zone, expected_start),
@@ -232,5 +245,6 @@ def totals(rows: Iterable[DayRow]) -> list[PersonTotal]:
     ]
 
 
-def _hours(delta: timedelta) -> float:
+def hours(delta: timedelta) -> float:
+    """Elapsed time as hours rounded to 2 places: the one rounding every report (local or central) uses."""
     return round(delta.total_seconds() / 3600, 2)

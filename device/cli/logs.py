@@ -8,19 +8,24 @@ The root CLI may put a config object in ``ctx.obj`` (with
 ``.paths.attendance_db`` and ``.logs``, a :class:`LogsSettings`); without one
 the commands fall back to ``--db`` and default settings. That lookup lives in
 :func:`resolve` and nowhere else.
+
+``--central`` (today, report, tail) reads every terminal's events from the
+fleet's PostgreSQL store instead (:mod:`logs.central.reports`); psycopg is
+imported only then, so a terminal's ``clockface`` starts without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time as time_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from tabulate import tabulate
@@ -33,6 +38,9 @@ from logs.csv_export import CsvWriter
 from logs.retention import apply_retention, purge_before
 from logs.settings import LogsSettings, SettingsError
 from logs.store import AttendanceEvent, AttendanceStore
+
+if TYPE_CHECKING:
+    import psycopg
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,6 +100,33 @@ def db_option(fn: F) -> F:
     )(fn)
 
 
+def central_options(fn: F) -> F:
+    fn = click.option(
+        "--dsn",
+        envvar="CLOCKFACE_CENTRAL_DSN",
+        metavar="DSN",
+        help="The central database for --central (libpq DSN or URI; default: $CLOCKFACE_CENTRAL_DSN). "
+        "Keep the password in a passfile, not here.",
+    )(fn)
+    return click.option(
+        "--central",
+        is_flag=True,
+        help="Every terminal's events from the central PostgreSQL store instead of this terminal's log.",
+    )(fn)
+
+
+@contextlib.contextmanager
+def central_connection(dsn: str | None) -> Iterator[psycopg.Connection[Any]]:
+    """A read connection to the central store; its failures are CentralError lines (no password in them)."""
+    if not dsn:
+        raise click.UsageError("--central needs --dsn DSN or CLOCKFACE_CENTRAL_DSN")
+    from logs.central.connect import connect  # psycopg only when asked for
+    from logs.central.reports import reading
+
+    with connect(dsn) as conn, reading(dsn):
+        yield conn
+
+
 def output_options(fn: F) -> F:
     fn = click.option("--json", "as_json", is_flag=True, help="Output JSON.")(fn)
     return click.option(
@@ -106,10 +141,20 @@ def _load_rows(
     store: AttendanceStore, lctx: LogsContext, first: date, last: date, person: str | None
 ) -> list[reports.DayRow]:
     zone = lctx.settings.zone
-    start, end = reports.range_bounds_utc(first, last, zone)
-    margin = reports.DEFAULT_MAX_SHIFT
-    events = store.events_between(start - margin, end + margin, person=person)
+    start, end = reports.fetch_window_utc(first, last, zone)
+    events = store.events_between(start, end, person=person)
     return reports.daily_rows(events, zone, first, last, lctx.settings.expected_start)
+
+
+def _load_central_rows(
+    dsn: str | None, lctx: LogsContext, first: date, last: date, person: str | None
+) -> list[reports.DayRow]:
+    from logs.central import reports as central_reports
+
+    with central_connection(dsn) as conn:
+        return central_reports.daily_rows(
+            conn, lctx.settings.zone, first, last, lctx.settings.expected_start, person=person
+        )
 
 
 def _open_readonly(lctx: LogsContext) -> AttendanceStore:
@@ -129,6 +174,7 @@ def logs() -> None:
 
 @logs.command()
 @db_option
+@central_options
 @output_options
 @click.option("--date", "on_date", type=DATE, help="Show this local day instead of today (YYYY-MM-DD).")
 @click.pass_context
@@ -136,15 +182,19 @@ def today(
     ctx: click.Context,
     db: Path | None,
     timezone_name: str | None,
+    central: bool,
+    dsn: str | None,
     as_json: bool,
     csv_file: str | None,
     on_date: datetime | None,
 ) -> None:
-    """Who came in today, when they left, and who was late."""
+    """Who came in today, when they left, and who was late (with --central: at any terminal)."""
     lctx = resolve(ctx, db, timezone_name)
     day = on_date.date() if on_date else datetime.now(UTC).astimezone(lctx.settings.zone).date()
     rows: list[reports.DayRow] = []
-    if lctx.db.exists():  # a fresh install has no database yet: an empty day, and nothing created
+    if central:
+        rows = _load_central_rows(dsn, lctx, day, day, None)
+    elif lctx.db.exists():  # a fresh install has no database yet: an empty day, and nothing created
         with _open_readonly(lctx) as store:
             rows = _load_rows(store, lctx, day, day, None)
 
@@ -163,6 +213,7 @@ def today(
 
 @logs.command()
 @db_option
+@central_options
 @output_options
 @click.option("--from", "from_", type=DATE, required=True, help="First local day (YYYY-MM-DD).")
 @click.option("--to", "to", type=DATE, help="Last local day, inclusive (default: same as --from).")
@@ -173,6 +224,8 @@ def report(
     ctx: click.Context,
     db: Path | None,
     timezone_name: str | None,
+    central: bool,
+    dsn: str | None,
     as_json: bool,
     csv_file: str | None,
     from_: datetime,
@@ -183,13 +236,17 @@ def report(
     """First-in / last-out, hours and lateness per person per day.
 
     Night shifts count on the day they started; DST days are 23 or 25 hours.
+    With --central, over every terminal: in at one gate and out at another is one day.
     """
     lctx = resolve(ctx, db, timezone_name)
     first, last = from_.date(), (to or from_).date()
     if last < first:
         raise click.BadParameter(f"{last} is before --from {first}", param_hint="--to")
-    with _open_readonly(lctx) as store:
-        rows = _load_rows(store, lctx, first, last, person)
+    if central:
+        rows = _load_central_rows(dsn, lctx, first, last, person)
+    else:
+        with _open_readonly(lctx) as store:
+            rows = _load_rows(store, lctx, first, last, person)
     person_totals = reports.totals(rows)
 
     def human() -> str:
@@ -213,6 +270,7 @@ def report(
 
 @logs.command()
 @db_option
+@central_options
 @click.option("-n", "--lines", default=10, show_default=True, help="How many recent events to show first.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they are recorded.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between polls with -f.")
@@ -223,6 +281,8 @@ def tail(
     ctx: click.Context,
     db: Path | None,
     timezone_name: str | None,
+    central: bool,
+    dsn: str | None,
     lines: int,
     follow: bool,
     interval: float,
@@ -232,6 +292,8 @@ def tail(
     """Show the latest events; with -f, follow new ones (Ctrl-C to stop).
 
     Polls by rowid through a read-only connection, so it never blocks the recogniser.
+    With --central, every terminal's events in the order the central store received them
+    (terminal_id is the terminal that pushed each one).
     """
     lctx = resolve(ctx, db, timezone_name)
     zone = lctx.settings.zone
@@ -255,6 +317,10 @@ def tail(
                 f"{event.distance:5.3f}  {event.source}  {event.terminal_id}"
             )
 
+    if central:
+        _tail_central(dsn, lines, follow, interval, show)
+        return
+
     with _open_readonly(lctx) as store:
 
         def drain(after: int) -> int:
@@ -268,6 +334,24 @@ def tail(
             try:
                 time_module.sleep(interval)
                 cursor = drain(cursor)
+            except KeyboardInterrupt:
+                break
+
+
+def _tail_central(
+    dsn: str | None, lines: int, follow: bool, interval: float, show: Callable[[AttendanceEvent], None]
+) -> None:
+    from logs.central.reports import CentralFollower
+
+    with central_connection(dsn) as conn:
+        follower = CentralFollower(conn)
+        for event in follower.start(lines):
+            show(event)
+        while follow:
+            try:
+                time_module.sleep(interval)
+                for event in follower.poll():
+                    show(event)
             except KeyboardInterrupt:
                 break
 
