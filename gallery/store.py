@@ -88,6 +88,8 @@ class Removed:
 
 
 _GALLERY_TABLES = {"meta", "people", "templates"}
+# Meta keys write_gallery itself sets; `meta=` may add others (e.g. central_version) but never these.
+_OWN_META = frozenset({"schema_version", "model_name", "model_sha256", "embedding_size", "created_at"})
 
 
 def _inspect(path: Path) -> tuple[int, set[str]]:
@@ -176,12 +178,16 @@ class GalleryStore:
             ) from None
         return db
 
-    def binding(self) -> ModelBinding:
+    def meta(self) -> dict[str, str]:
+        """The meta table: schema version, the model binding, and keys like `central_version`."""
         db = self._open()
         try:
-            meta = {row["key"]: row["value"] for row in db["meta"].rows}
+            return {row["key"]: row["value"] for row in db["meta"].rows}
         finally:
             db.close()
+
+    def binding(self) -> ModelBinding:
+        meta = self.meta()
         return ModelBinding(meta["model_name"], meta["model_sha256"], int(meta["embedding_size"]))
 
     def check_model(self, model: ModelBinding) -> None:
@@ -230,7 +236,7 @@ class GalleryStore:
         return {p.name: PersonRecord(p.enrolled_at, p.employee_id) for p in self.people()}
 
 
-def _create_schema(db: sqlite_utils.Database, model: ModelBinding) -> None:
+def _create_schema(db: sqlite_utils.Database, model: ModelBinding, extra_meta: Mapping[str, str]) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # in the header, readable before any table
     db.table("meta").create({"key": str, "value": str}, pk="key")
     db.table("people").create(
@@ -250,6 +256,7 @@ def _create_schema(db: sqlite_utils.Database, model: ModelBinding) -> None:
             {"key": "embedding_size", "value": str(model.embedding_size)},
             {"key": "created_at", "value": _now()},
         ]
+        + [{"key": key, "value": value} for key, value in extra_meta.items() if key not in _OWN_META]
     )
 
 
@@ -259,11 +266,14 @@ def write_gallery(
     templates: list[Template],
     keep: list[Template] | None = None,
     people: Mapping[str, PersonRecord] | None = None,
+    meta: Mapping[str, str] | None = None,
 ) -> None:
     """Replace the gallery at `path` with exactly these templates, atomically.
 
     `keep` carries templates of people from the previous gallery (add mode);
-    `people` their enrolment time and employee ID (default: now, none).
+    `people` their enrolment time and employee ID (default: now, none);
+    `meta` extra meta rows, e.g. the `central_version` a terminal pulled
+    (gallery/central.py), so the next poll can tell it already holds it.
     """
     path = Path(path)
     _check_folder(path)
@@ -275,7 +285,7 @@ def write_gallery(
                 db = _connect(tmp)
                 try:
                     with db.conn:
-                        _fill(db, model, list(keep or []) + list(templates), people)
+                        _fill(db, model, list(keep or []) + list(templates), people, meta or {})
                 finally:
                     db.close()
         except sqlite3.OperationalError as exc:
@@ -319,10 +329,14 @@ def discard_stale_replacement(path: Path) -> bool:
 
 
 def _fill(
-    db: sqlite_utils.Database, model: ModelBinding, templates: list[Template], people: Mapping[str, PersonRecord]
+    db: sqlite_utils.Database,
+    model: ModelBinding,
+    templates: list[Template],
+    people: Mapping[str, PersonRecord],
+    meta: Mapping[str, str],
 ) -> None:
     """Write a complete gallery into an empty database."""
-    _create_schema(db, model)
+    _create_schema(db, model, meta)
     ids: dict[str, int] = {}
     now = _now()
     for t in templates:

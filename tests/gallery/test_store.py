@@ -230,3 +230,13 @@ def test_service_start_removes_the_stale_replacement(tmp_path: Path, dlib_model:
     assert result.exit_code == 0, result.output
     assert not stale.exists()
     assert not path.exists()
+
+
+def test_extra_meta_is_written_and_survives_a_removal_but_cannot_rebind_the_model(tmp_path):
+    path = tmp_path / "gallery.db"
+    templates = _templates(np.random.default_rng(5), {"Anna Smith": 1, "Bob Jones": 1})
+    write_gallery(path, MODEL, templates, meta={"central_version": "7", "model_sha256": "f" * 64})
+    assert GalleryStore(path).meta()["central_version"] == "7"
+    assert GalleryStore(path).binding() == MODEL  # write_gallery's own keys are not overridden
+    remove_person(path, "Anna Smith")
+    assert GalleryStore(path).meta()["central_version"] == "7"
