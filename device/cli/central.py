@@ -1,4 +1,4 @@
-"""`clockface central`: set up the central PostgreSQL of a fleet and its terminals' logins.
+"""`clockface central`: set up the central PostgreSQL of a fleet, its terminals' logins, and its gallery.
 
 Run by an admin, on the central server or a workstation, with an admin DSN
 (`--dsn` or CLOCKFACE_CENTRAL_DSN). The DSN's password belongs in a passfile
@@ -6,20 +6,38 @@ Run by an admin, on the central server or a workstation, with an admin DSN
 given there still works, with a warning. The code lives in logs/central/;
 this module only reads options and prints. psycopg is imported by the commands,
 never when `clockface` starts.
+
+`enroll` and `remove` publish the gallery every terminal pulls
+(gallery/central.py). Enrolment is the same code path as `clockface enroll`:
+the central version is copied into a private temporary gallery, the folder is
+enrolled into that copy with the same rules, progress bar and report, and
+what changed is published as a new version. So a folder means the same thing
+on a stick, at a shell and for the fleet.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from device.errors import ClockfaceGroup, CommandError
+from device.cli.context import config_of
+from device.cli.gallery import emit_report, enrol_with_progress
+from device.config import Config
+from device.errors import ClockfaceGroup, CommandError, one_line
+from gallery.report import EnrolmentReport, Status
+
+if TYPE_CHECKING:
+    import psycopg
 
 DSN_ENV = "CLOCKFACE_CENTRAL_DSN"
 TERMINAL_PASSFILE = Path("/etc/clockface/central.pgpass")
@@ -48,7 +66,7 @@ def _admin_dsn(ctx: click.Context, dsn: str) -> str:
 
 @click.group(cls=ClockfaceGroup)
 def central() -> None:
-    """Set up the central PostgreSQL that a fleet of terminals syncs to."""
+    """Set up the central PostgreSQL that a fleet of terminals syncs to, and publish its gallery."""
 
 
 @central.command("init")
@@ -191,3 +209,131 @@ def add_terminal_command(
         click.echo(f"password: {creds.password}")
     click.echo("\nAdd to the terminal's clockface.toml:\n")
     click.echo(settings.toml(), nl=False)
+
+
+# --- the gallery every terminal pulls ------------------------------------------------------
+@contextmanager
+def _admin(dsn: str) -> Iterator[psycopg.Connection]:
+    """An autocommit admin connection: each gallery change is its own short transaction,
+    never one held open while photos are examined. Database errors become one line."""
+    import psycopg
+
+    from logs.central.connect import CentralError, connect
+
+    conn = connect(dsn, autocommit=True)
+    try:
+        yield conn
+    except psycopg.Error as exc:
+        raise CentralError(f"central server: {' '.join(str(exc).split())}") from None
+    finally:
+        conn.close()
+
+
+def _enrol_and_publish(
+    conn: psycopg.Connection, config: Config, folder: Path, add: bool, check: bool, as_json: bool
+) -> EnrolmentReport:
+    """Enrol `folder` against the central version (in a private copy), then publish what changed."""
+    import psycopg
+
+    from gallery.central import current_gallery, publish_version
+    from gallery.store import GalleryError, GalleryStore, write_gallery
+
+    binding, templates, records = current_gallery(conn)
+    with tempfile.TemporaryDirectory(prefix="clockface-central-") as tmp:  # mode 0700: templates are biometric
+        staging = Path(tmp) / "gallery.db"
+        if binding is not None:
+            write_gallery(staging, binding, templates, people=records)
+        report = enrol_with_progress(config, folder, add, write=not check, quiet_progress=as_json, gallery_path=staging)
+        report.gallery = f"central {conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+        if not report.written:
+            return report
+        store = GalleryStore(staging)
+        changed = {r.name for r in report.roster if r.status in (Status.ENROLLED, Status.UPDATED)}
+        removed = {r.name for r in report.roster if r.status is Status.REMOVED}
+        enrolled = store.binding()
+        new = [t for t in store.templates(enrolled) if t.person in changed]
+        try:
+            published = publish_version(
+                conn,
+                enrolled,
+                new,
+                people=store.records(),
+                replace_people=removed,
+                note=f"clockface central enroll {folder.name} ({report.mode})",
+            )
+        except (GalleryError, psycopg.Error) as exc:
+            report.written = False
+            report.error = f"publishing failed, the central gallery is unchanged: {one_line(exc)}"
+            return report
+    report.notes.append(published.line())
+    return report
+
+
+@central.command("enroll")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@dsn_option
+@click.option(
+    "--add",
+    is_flag=True,
+    help="Only add or update the people in FOLDER; keep everyone else (default: FOLDER replaces the gallery).",
+)
+@click.option("--check", is_flag=True, help="Examine the photos and print the report, but publish nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def central_enroll(ctx: click.Context, folder: Path, dsn: str, add: bool, check: bool, as_json: bool) -> None:
+    """Enrol everyone photographed in FOLDER into the central gallery, for every terminal.
+
+    The same rules and report as `clockface enroll`, with this machine's
+    configured model: the result is published as a new gallery version bound
+    to that model's sha256, which terminals on the same model apply at their
+    next poll (others refuse it and keep their gallery).
+    """
+    config = config_of(ctx)
+    with _admin(_admin_dsn(ctx, dsn)) as conn:
+        report = _enrol_and_publish(conn, config, folder, add, check, as_json)
+    emit_report(report, as_json)
+    if report.error:
+        click.echo(f"clockface: error: {report.error}", err=True)
+        ctx.exit(1)
+
+
+@central.command("remove")
+@click.argument("name")
+@dsn_option
+@click.option("--with-logs", is_flag=True, help="Also erase this person's attendance events at the centre.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def central_remove(ctx: click.Context, name: str, dsn: str, with_logs: bool, yes: bool) -> None:
+    """Erase NAME everywhere: from every central gallery version, then from every terminal.
+
+    Their templates are deleted from all versions (old ones too) and a new
+    version without them is published; each terminal securely erases them
+    from its gallery file at its next poll. With --with-logs their central
+    attendance events are deleted too (a terminal's own log is erased there
+    with `clockface gallery remove --with-logs`).
+    """
+    from gallery.central import remove_person_everywhere
+
+    what = "face templates and central attendance events" if with_logs else "face templates"
+    if not yes:
+        click.confirm(f"Erase {name}'s {what} on every terminal? This cannot be undone", abort=True)
+    with _admin(_admin_dsn(ctx, dsn)) as conn:
+        removed = remove_person_everywhere(conn, name, with_events=with_logs)
+    if removed.in_gallery:
+        s = "s" if removed.templates != 1 else ""
+        tail = (
+            f"version {removed.version} published without them: terminals erase them at their next poll"
+            if removed.version is not None
+            else "no gallery version to republish"
+        )
+        click.echo(
+            f"removed {removed.name} from the central gallery ({removed.templates} face template{s} erased "
+            f"from {removed.versions} version{'s' if removed.versions != 1 else ''}); {tail}"
+        )
+    else:
+        click.echo(f"{name} is not in the central gallery")
+    if removed.events is not None:
+        click.echo(
+            f"erased {removed.events} central attendance event{'s' if removed.events != 1 else ''} of {removed.name}"
+        )
+    sys.stdout.flush()

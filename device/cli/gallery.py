@@ -24,7 +24,8 @@ from gallery.report import EnrolmentReport, render_text, write_report
 from logs.csv_export import write_csv
 
 
-def _emit(report: EnrolmentReport, as_json: bool) -> None:
+def emit_report(report: EnrolmentReport, as_json: bool) -> None:
+    """Print an enrolment report as text or JSON (also `clockface central enroll`'s output)."""
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -32,8 +33,20 @@ def _emit(report: EnrolmentReport, as_json: bool) -> None:
     sys.stdout.flush()
 
 
-def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progress: bool = False) -> EnrolmentReport:
-    """Load the model and enrol `images_dir`; every failure becomes a report with `error`."""
+def enrol_with_progress(
+    config: Config,
+    images_dir: Path,
+    add: bool,
+    write: bool,
+    quiet_progress: bool = False,
+    gallery_path: Path | None = None,
+) -> EnrolmentReport:
+    """Load the model and enrol `images_dir` with a progress bar; every failure becomes a report with `error`.
+
+    Into the configured gallery, or `gallery_path` (`clockface central enroll`
+    enrols into a private copy of the central version, then publishes it):
+    one code path, so a folder follows the same rules wherever it goes.
+    """
     from tqdm import tqdm
 
     from device.enrolment.folder import enrol_folder
@@ -50,7 +63,7 @@ def _enrol(config: Config, images_dir: Path, add: bool, write: bool, quiet_progr
             images_dir,
             model,
             config.enrol,
-            config.paths.gallery,
+            config.paths.gallery if gallery_path is None else gallery_path,
             add=add,
             write=write,
             progress=lambda _: bar.update(),
@@ -98,12 +111,12 @@ def enroll(ctx: click.Context, folder: Path, add: bool, check: bool, report_dir:
     The new gallery is built completely and swapped in at once: if anything
     fails, the old gallery stays in force.
     """
-    report = _enrol(config_of(ctx), folder, add, write=not check, quiet_progress=False)
+    report = enrol_with_progress(config_of(ctx), folder, add, write=not check, quiet_progress=False)
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         files, report.report_error = write_report(report_dir, report)
         report.report_files = [str(p) for p in files]
-    _emit(report, as_json)
+    emit_report(report, as_json)
     if report.error:
         click.echo(f"clockface: error: {report.error}", err=True)
         ctx.exit(1)
@@ -157,7 +170,7 @@ def enroll_stick(
         report = _failure_report(None, where, add, f"{exc}; nothing enrolled, the previous gallery stays in force")
         files, report.report_error = write_report(where, report)
         report.report_files = [str(p) for p in files]
-        _emit(report, as_json)
+        emit_report(report, as_json)
         if unmount:
             click.echo(f"clockface: {stick_mod.unmount(where)[1]}")
         click.echo(f"clockface: error: {report.error}", err=True)
@@ -172,7 +185,7 @@ def enroll_stick(
     config: Config | None = None
     try:
         config = config_of(ctx)
-        report = _enrol(config, images_dir, add, write=True, quiet_progress=as_json)
+        report = enrol_with_progress(config, images_dir, add, write=True, quiet_progress=as_json)
     except Exception as exc:  # the stick must get a report whatever went wrong; the line says what
         reason = one_line(exc)
         report = _failure_report(
@@ -180,7 +193,7 @@ def enroll_stick(
         )
     files, report.report_error = write_report(stick_mod.report_dir(images_dir), report)
     report.report_files = [str(p) for p in files]
-    _emit(report, as_json)
+    emit_report(report, as_json)
     if unmount:
         ok, message = stick_mod.unmount(where)
         click.echo(f"clockface: {message}", err=not ok)
