@@ -31,8 +31,9 @@ from tests.gallery.traces import pieces_left, raw_bytes
 OBAMA, JOLIE, MUSK = "barack_obama/1.jpg", "angelina_jolie/1.jpg", "elon_musk/1.jpg"
 
 
-def admin_dsn(server) -> str:
-    return server.admin_dsn
+def admin_env(server) -> dict[str, str]:
+    """The admin DSN the way an administrator passes one holding a password: not in argv."""
+    return {"CLOCKFACE_CENTRAL_DSN": server.admin_dsn}
 
 
 @pytest.fixture
@@ -47,13 +48,15 @@ def model(dlib_model: Path) -> ModelBinding:
     return ModelBinding(card.name, card.model_sha256, card.embedding_size)
 
 
-def cli(config, *args: str | Path):
-    return CliRunner().invoke(central_cli, [str(a) for a in args], obj=config, catch_exceptions=False)
+def cli(config, server, *args: str | Path):
+    return CliRunner().invoke(
+        central_cli, [str(a) for a in args], obj=config, env=admin_env(server), catch_exceptions=False
+    )
 
 
 def enrol(config, server, tmp_path: Path, files: dict[str, str], *flags: str) -> dict:
     stick = make_stick(tmp_path / f"stick-{len(list(tmp_path.glob('stick-*')))}", files)
-    result = cli(config, "enroll", stick / "images", "--dsn", admin_dsn(server), "--json", *flags)
+    result = cli(config, server, "enroll", stick / "images", "--json", *flags)
     report = json.loads(result.stdout)
     assert result.exit_code == 0, (result.stdout, result.stderr)
     return report
@@ -144,7 +147,7 @@ def test_central_remove_erases_the_person_from_every_version_and_every_terminal_
     ]
     assert len(obama) == 1 and pieces_left(obama[0], raw_bytes(gallery)) > 0
 
-    result = cli(workstation, "remove", "barack obama", "--dsn", admin_dsn(central), "--yes", "--with-logs")
+    result = cli(workstation, central, "remove", "barack obama", "--yes", "--with-logs")
     assert result.exit_code == 0, result.output
     assert "removed Barack Obama from the central gallery (2 face templates erased from 2 versions)" in result.stdout
     assert "erased 1 central attendance event of Barack Obama" in result.stdout
@@ -157,21 +160,19 @@ def test_central_remove_erases_the_person_from_every_version_and_every_terminal_
     assert b"Barack Obama" not in raw
     assert all(blob in raw for blob in others)
 
-    with psycopg.connect(admin_dsn(central)) as conn:
+    with psycopg.connect(central.admin_dsn) as conn:
         stored = [bytes(b) for (b,) in conn.execute("SELECT embedding FROM clockface.gallery_templates")]
         assert stored and not any(pieces_left(obama[0], b) for b in stored)
         assert conn.execute("SELECT count(*) FROM clockface.people WHERE name = 'Barack Obama'").fetchone() == (0,)
         assert conn.execute("SELECT person FROM clockface.events").fetchall() == [("Elon Musk",)]
-        (detail,) = conn.execute(
-            "SELECT detail FROM clockface.audit_log WHERE action = 'gallery.erase'"
-        ).fetchone()
+        (detail,) = conn.execute("SELECT detail FROM clockface.audit_log WHERE action = 'gallery.erase'").fetchone()
         assert detail["person"] == "Barack Obama" and detail["templates"] == 2 and detail["events"] == 1
         assert set(detail) == {"person", "in_gallery", "templates", "versions", "new_version", "events"}
 
 
 def test_removing_a_name_nobody_has_is_one_line_listing_who_is_enrolled(central, workstation, tmp_path):
     enrol(workstation, central, tmp_path, {"barack_obama.jpg": OBAMA})
-    result = CliRunner().invoke(central_cli, ["remove", "Zed", "--dsn", admin_dsn(central), "--yes"], obj=workstation)
+    result = CliRunner().invoke(central_cli, ["remove", "Zed", "--yes"], obj=workstation, env=admin_env(central))
     assert result.exit_code == 1
     assert result.stderr == "clockface: error: no one called 'Zed' in the central gallery (enrolled: Barack Obama)\n"
 
