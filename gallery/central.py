@@ -316,6 +316,22 @@ def remove_person_everywhere(conn: psycopg.Connection, name: str, with_events: b
     return result
 
 
+def compact_after_erasure(conn: psycopg.Connection, with_events: bool = False) -> None:
+    """Rewrite the tables an erasure deleted from, so the dead rows leave the table files too.
+
+    A PostgreSQL DELETE only marks rows dead: their bytes stay in the table's
+    pages until the space is reused. VACUUM FULL writes the small gallery
+    tables anew without them (a brief exclusive lock: a terminal's poll waits
+    a moment). The events table can be large, so it gets a plain VACUUM,
+    which frees the space for reuse without blocking inserts. Needs an
+    autocommit connection (VACUUM cannot run in a transaction); the WAL and
+    any backups keep their copies until they are recycled (docs/central.md).
+    """
+    conn.execute("VACUUM (FULL) clockface.gallery_templates, clockface.people")
+    if with_events:
+        conn.execute("VACUUM clockface.events")
+
+
 def _republish(conn: psycopg.Connection, note: str) -> int | None:
     """A copy of the current version as a new version (so terminals see a new number)."""
     current = current_version(conn)

@@ -312,13 +312,14 @@ def central_remove(ctx: click.Context, name: str, dsn: str, with_logs: bool, yes
     attendance events are deleted too (a terminal's own log is erased there
     with `clockface gallery remove --with-logs`).
     """
-    from gallery.central import remove_person_everywhere
+    from gallery.central import compact_after_erasure, remove_person_everywhere
 
     what = "face templates and central attendance events" if with_logs else "face templates"
     if not yes:
         click.confirm(f"Erase {name}'s {what} on every terminal? This cannot be undone", abort=True)
     with _admin(_admin_dsn(ctx, dsn)) as conn:
         removed = remove_person_everywhere(conn, name, with_events=with_logs)
+        compact_after_erasure(conn, with_events=with_logs)
     if removed.in_gallery:
         s = "s" if removed.templates != 1 else ""
         tail = (

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from device.cli.central import central as central_cli
 from device.terminal.service import gallery_stamp
 from device.vision.model_card import load_card
-from gallery.central import pull_gallery
-from gallery.store import GalleryStore, ModelBinding, Template, write_gallery
+from gallery.central import publish_version, pull_gallery
+from gallery.store import GalleryStore, ModelBinding, PersonRecord, Template, write_gallery
 from logs.central.connect import connect
 from tests.conftest import make_config
 from tests.gallery.conftest import make_stick
@@ -168,6 +168,13 @@ def test_central_remove_erases_the_person_from_every_version_and_every_terminal_
         (detail,) = conn.execute("SELECT detail FROM clockface.audit_log WHERE action = 'gallery.erase'").fetchone()
         assert detail["person"] == "Barack Obama" and detail["templates"] == 2 and detail["events"] == 1
         assert set(detail) == {"person", "in_gallery", "templates", "versions", "new_version", "events"}
+        # Not only invisible to SELECT: gone from the table's own files (VACUUM FULL after the erasure).
+        conn.execute("CHECKPOINT")
+        (relpath,) = conn.execute("SELECT pg_relation_filepath('clockface.gallery_templates')").fetchone()
+    table_files = sorted((central.data_dir / relpath).parent.glob(Path(relpath).name + "*"))
+    table = b"".join(f.read_bytes() for f in table_files)
+    assert table_files and all(blob in table for blob in others)
+    assert pieces_left(obama[0], table) == 0, "the removed template is still in the table's pages"
 
 
 def test_removing_a_name_nobody_has_is_one_line_listing_who_is_enrolled(central, workstation, tmp_path):
@@ -187,3 +194,37 @@ def test_a_terminal_role_reads_only_the_current_version(central, terminal, works
         rows = conn.execute("SELECT version_id, person FROM clockface.current_gallery_templates").fetchall()
     assert rows == [(2, "Angelina Jolie")]
     assert os.environ.get("PGPASSWORD") is None  # the role got in by its passfile alone
+
+
+def test_a_publish_carries_the_same_models_people_and_another_model_starts_a_new_line(central):
+    rng = np.random.default_rng(5)
+    a, b = ModelBinding("model-a", "a" * 64, 4), ModelBinding("model-b", "b" * 64, 4)
+
+    def t(name: str) -> Template:
+        return Template(name, f"{name}.jpg", rng.standard_normal(4).astype(np.float32))
+
+    with connect(central.admin_dsn, autocommit=True) as conn:
+        first = publish_version(conn, a, [t("Anna"), t("Bob")], {"Anna": PersonRecord(None, "E-1")})
+        second = publish_version(conn, a, [t("cy"), t("anna")], replace_people={"BOB"}, note="add Cy, drop Bob")
+        third = publish_version(conn, b, [t("Dee")])
+        by_version = dict(
+            conn.execute(
+                "SELECT v.id, string_agg(p.name, ',' ORDER BY p.name) FROM clockface.gallery_versions v "
+                "JOIN clockface.gallery_templates t ON t.version_id = v.id JOIN clockface.people p ON p.id = t.person_id "
+                "GROUP BY v.id"
+            ).fetchall()
+        )
+        ids = dict(conn.execute("SELECT name, employee_id FROM clockface.people").fetchall())
+        audit = [
+            d["version"]
+            for (d,) in conn.execute(
+                "SELECT detail FROM clockface.audit_log WHERE action = 'gallery.publish' ORDER BY id"
+            )
+        ]
+    assert (first.previous, first.new_line, first.people) == (None, False, 2)
+    assert (second.previous, second.new_line, second.carried, second.people) == (1, False, 0, 2)
+    assert (third.new_line, third.carried, third.people) == (True, 0, 1) and "a new model line" in third.line()
+    # New photos of Anna replace her old template (the newest spelling wins); Bob is dropped.
+    assert by_version == {1: "Bob,anna", 2: "anna,cy", 3: "Dee"}  # version 1 still holds Anna (renamed) and Bob
+    assert ids["anna"] == "E-1"  # a person without a new record keeps their employee ID
+    assert audit == [1, 2, 3]
