@@ -96,8 +96,8 @@ def test_failure_while_writing_leaves_the_old_gallery(tmp_path, config, monkeypa
     real_insert_count = {"n": 0}
     real_create = store_mod._create_schema
 
-    def create_then_fail(db, model):
-        real_create(db, model)
+    def create_then_fail(db, model, *meta):
+        real_create(db, model, *meta)
         real_insert_count["n"] += 1
         raise sqlite3.OperationalError("disk I/O error")
 
