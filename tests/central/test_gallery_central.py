@@ -228,3 +228,26 @@ def test_a_publish_carries_the_same_models_people_and_another_model_starts_a_new
     assert by_version == {1: "Bob,anna", 2: "anna,cy", 3: "Dee"}  # version 1 still holds Anna (renamed) and Bob
     assert ids["anna"] == "E-1"  # a person without a new record keeps their employee ID
     assert audit == [1, 2, 3]
+
+
+def test_the_sync_agents_puller_applies_a_version_on_its_own_transaction_connection(
+    central, terminal, model, dlib_model, tmp_path
+):
+    """The agent's hook (device/sync/gallery_pull.py) on a non-autocommit connection, as the agent holds it."""
+    from device.sync.gallery_pull import gallery_puller
+
+    rng = np.random.default_rng(9)
+    with connect(central.admin_dsn, autocommit=True) as admin:
+        version = publish_version(
+            admin, model, [Template("Anna", "anna.jpg", rng.standard_normal(model.embedding_size).astype(np.float32))]
+        ).version
+    gallery = tmp_path / "gate.db"
+    pull = gallery_puller(gallery, dlib_model)
+    assert pull is not None
+    with connect(terminal("gate")) as conn:
+        news = pull(conn)
+        conn.commit()
+        assert news is not None and (news.version, news.refused) == (version, None)
+        assert [p.name for p in GalleryStore(gallery).people()] == ["Anna"]
+        data = gallery.read_bytes()
+        assert pull(conn) == news and gallery.read_bytes() == data
