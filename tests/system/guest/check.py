@@ -319,7 +319,12 @@ def check_central_offline() -> None:
     the recogniser is still READY with its rows on disk, and the sync agent is up (READY),
     reports the backlog and the error in STATUS=, and keeps every event unconfirmed."""
     t0 = now()
-    rows = attendance_rows()
+    # The first pass over the video may have ended (the service exits at a clip's end):
+    # a new pass, so the terminal is seen READY and logging with the centre away.
+    if props(SERVICE, "SubState").get("SubState") != "running":
+        sh("systemctl", "reset-failed", SERVICE)
+        sh("systemctl", "start", SERVICE, timeout=300)
+    wait_running(EXPECTED["ready_timeout"])
 
     def tried():
         p = props(SYNC, "ActiveState", "SubState", "StatusText", "NRestarts", "Result")
@@ -327,12 +332,22 @@ def check_central_offline() -> None:
 
     sync = wait_for(tried, 240, 2.0) or props(SYNC, "ActiveState", "SubState", "StatusText", "NRestarts", "Result")
     svc = props(SERVICE, "ActiveState", "SubState", "StatusText")
-    raw = clockface_cli("sync", "--status", "--json")
-    try:
-        status = json.loads(raw)
-    except ValueError:
-        status = {}
-    backlog = status.get("backlog")
+
+    def counted():
+        # Every committed row is still unconfirmed: the live backlog equals the rows (read
+        # again until both agree, in case the running pass logs one in between).
+        rows, raw = attendance_rows(), clockface_cli("sync", "--status", "--json")
+        try:
+            backlog = json.loads(raw).get("backlog")
+        except ValueError:
+            backlog = None
+        return (rows, raw, backlog) if rows and backlog == len(rows) else None
+
+    rows, raw, backlog = wait_for(counted, 60, 3.0) or (
+        attendance_rows(),
+        clockface_cli("sync", "--status", "--json"),
+        None,
+    )
     m = re.search(r"backlog (\d+)", sync.get("StatusText", ""))
     ok = (
         (svc.get("ActiveState"), svc.get("SubState")) == ("active", "running")
