@@ -371,6 +371,26 @@ def test_wrong_password_is_one_line_and_the_backlog_stays(
     assert backlog(log) == EVENTS and central_count(central) == 0
 
 
+def test_a_bad_certificate_is_one_line_and_the_backlog_stays(
+    terminal: Callable[..., CentralTarget], central: PgServer, log_2000: tuple[Path, list[str]]
+) -> None:
+    """verify-full against a CA that did not sign the server's certificate: nothing is sent,
+    the error names the certificate, and with the right CA the whole backlog lands once."""
+    log, ids = log_2000
+    tls = central.tls
+    target = terminal("front-gate", host=tls.hostname, sslmode="verify-full")
+    wrong = write_config(log.parent, target, sslrootcert=str(tls.other_ca_cert))
+    done = clockface(wrong, "sync", "--once")
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("clockface: error: ") and "bad certificate" in lines[0], lines
+    assert backlog(log) == EVENTS and central_count(central) == 0
+    right = write_config(log.parent, target, sslrootcert=str(tls.ca_cert))
+    done = clockface(right, "sync", "--once")
+    assert done.returncode == 0, done.stderr
+    assert backlog(log) == 0 and sorted(central_ids(central)) == sorted(ids)
+
+
 def test_sigterm_stops_between_batches(
     terminal: Callable[..., CentralTarget], central: PgServer, log_2000: tuple[Path, list[str]]
 ) -> None:
