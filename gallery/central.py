@@ -268,17 +268,30 @@ def remove_person_everywhere(conn: psycopg.Connection, name: str, with_events: b
     Deletes the person's templates from EVERY version (not only the current
     one), their people row, with `with_events` their attendance events, and
     publishes a new current version without them, so every terminal's next
-    poll scrubs them from its local files (:func:`pull_gallery`). The
-    audit_log row holds the name and counts, never an embedding. A name
+    poll scrubs them from its local files (:func:`pull_gallery`). It also
+    writes the request to `clockface.erasures`, which every terminal's sync
+    agent reads before its next push: with `with_events` each terminal then
+    erases the person's events from its own log (device/sync/erasures.py).
+    The audit_log row holds the name and counts, never an embedding. A name
     nobody has is a GalleryError listing who is enrolled (with
     `with_events`, only when there are no events of that name either).
+
+    With `with_events` the events table is locked against inserts (SHARE)
+    before the delete: a terminal's batch in flight either committed before
+    (and is deleted here) or waits and then meets the v3 guard trigger,
+    which skips the person's events timed before this request.
     """
     with conn.transaction():
         conn.execute(_LOCK)
         known = _people_by_key(conn)
         hit = known.get(person_key(name))
         events: int | None = None
+        conn.execute(
+            "INSERT INTO clockface.erasures (person, with_logs) VALUES (%s, %s)",
+            [hit[1] if hit is not None else name, with_events],
+        )
         if with_events:
+            conn.execute("LOCK TABLE clockface.events IN SHARE MODE")
             names = [
                 n
                 for (n,) in conn.execute("SELECT DISTINCT person FROM clockface.events")

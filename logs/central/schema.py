@@ -11,6 +11,9 @@ one line (an older clockface must not write to a schema it does not know).
 v1 is the data (schema ``clockface``); v2 is who may touch it: the terminals'
 group role, the row-level security on events, and the revokes of what PUBLIC
 gets by default. The role model itself is described in logs/central/roles.py.
+v3 is the erasure requests every terminal applies to its own log (see
+device/sync/erasures.py), and the guard that keeps an erased person's old
+events from coming back.
 """
 
 from __future__ import annotations
@@ -153,7 +156,57 @@ CREATE POLICY events_arbiter_only ON clockface.events FOR SELECT TO clockface_te
     USING (terminal = clockface.current_terminal() AND received_at >= transaction_timestamp());
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+# v3: erasure requests reach every terminal's own log. `central remove` writes one row per
+# request; a terminal reads (id, person, with_logs) through the view, never who asked or
+# when, and applies every id above the last one it applied. The guard trigger is for the
+# events that are already on their way when the request is made (a batch in flight, an
+# older agent that does not read erasures): an event of a person erased with their logs,
+# timed before the request, is silently skipped instead of stored. Names match like
+# gallery.layout.person_key (case and runs of spaces do not matter; NFC).
+_V3 = """
+CREATE TABLE clockface.erasures (
+    id bigserial PRIMARY KEY,
+    person text NOT NULL,
+    with_logs boolean NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON clockface.erasures FROM PUBLIC;
+REVOKE ALL ON SEQUENCE clockface.erasures_id_seq FROM PUBLIC;
+
+CREATE FUNCTION clockface.person_key(name text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT lower(btrim(regexp_replace(normalize(name, NFC), '\\s+', ' ', 'g'))) $$;
+CREATE INDEX erasures_person_key ON clockface.erasures (clockface.person_key(person)) WHERE with_logs;
+
+CREATE VIEW clockface.erasure_requests AS
+    SELECT e.id, e.person, e.with_logs FROM clockface.erasures e;
+REVOKE ALL ON clockface.erasure_requests FROM PUBLIC;
+GRANT SELECT ON clockface.erasure_requests TO clockface_terminal;
+
+-- SECURITY DEFINER: the inserting terminal cannot read clockface.erasures itself.
+CREATE FUNCTION clockface.skip_erased_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM clockface.erasures e
+        WHERE e.with_logs
+          AND clockface.person_key(e.person) = clockface.person_key(NEW.person)
+          AND NEW.timestamp_utc <= e.requested_at
+    ) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION clockface.person_key(text), clockface.skip_erased_event() FROM PUBLIC;
+CREATE TRIGGER events_skip_erased BEFORE INSERT ON clockface.events
+    FOR EACH ROW EXECUTE FUNCTION clockface.skip_erased_event();
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 """``MIGRATIONS[n]`` takes a database from version n-1 to n. Never edit a released one."""
 SCHEMA_VERSION = max(MIGRATIONS)
 

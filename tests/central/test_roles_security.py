@@ -23,8 +23,17 @@ PUSH = (
     "INSERT INTO clockface.events (id, person, event_type, timestamp_utc, utc_offset_minutes, distance, source)"
     " VALUES (%s, %s, 'check-in', now(), 60, 0.31, 'camera') ON CONFLICT (id) DO NOTHING"
 )
-TABLES = ("terminals", "people", "gallery_versions", "gallery_templates", "events", "audit_log", "schema_migrations")
-VIEWS = ("current_gallery_version", "current_gallery_templates")
+TABLES = (
+    "terminals",
+    "people",
+    "gallery_versions",
+    "gallery_templates",
+    "events",
+    "audit_log",
+    "schema_migrations",
+    "erasures",
+)
+VIEWS = ("current_gallery_version", "current_gallery_templates", "erasure_requests")
 
 
 def admin(server: PgServer) -> psycopg.Connection:
@@ -89,6 +98,30 @@ def test_a_terminal_reads_only_the_current_gallery(two_gates: tuple[CentralTarge
     assert len(versions) == 1
     newest = versions[0][0]
     assert people == [(newest, "ada"), (newest, "bob")]  # not old-person of the older version
+
+
+def test_a_terminal_reads_erasure_requests_but_not_who_asked_when_and_cannot_write_them(
+    central: PgServer, two_gates: tuple[CentralTarget, CentralTarget]
+) -> None:
+    front, _ = two_gates
+    with admin(central) as conn:
+        conn.execute("INSERT INTO clockface.erasures (person, with_logs) VALUES ('ada', true), ('bob', false)")
+    with connect(front, autocommit=True) as conn:
+        rows = conn.execute("SELECT * FROM clockface.erasure_requests ORDER BY id").fetchall()
+        columns = [c.name for c in conn.execute("SELECT * FROM clockface.erasure_requests LIMIT 0").description or []]
+        assert [(r[1], r[2]) for r in rows] == [("ada", True), ("bob", False)]
+        assert columns == ["id", "person", "with_logs"]  # not requested_at
+        for statement in (
+            "INSERT INTO clockface.erasure_requests (person, with_logs) VALUES ('eve', true)",
+            "INSERT INTO clockface.erasures (person, with_logs) VALUES ('eve', true)",
+            "SELECT requested_at FROM clockface.erasures",
+            "SELECT nextval('clockface.erasures_id_seq')",
+            "SELECT clockface.skip_erased_event()",
+        ):
+            with pytest.raises((errors.InsufficientPrivilege, errors.FeatureNotSupported)):
+                conn.execute(statement)
+    with admin(central) as conn:
+        assert conn.execute("SELECT count(*) FROM clockface.erasures").fetchone() == (2,)
 
 
 # --- what it may not --------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ def test_migrate_creates_every_version_once_and_is_idempotent(fresh: str) -> Non
         "audit_log",
         "current_gallery_version",
         "current_gallery_templates",
+        "erasures",
+        "erasure_requests",
     }
 
 
