@@ -506,6 +506,11 @@ class AttendanceStore:
         )
         return AttendanceEvent.from_row(rows[0]) if rows else None
 
+    def people(self) -> list[str]:
+        """Every distinct person name in the log, sorted: an erasure matches them by person_key."""
+        rows = self._read(lambda: self.db.execute("SELECT DISTINCT person FROM events ORDER BY person").fetchall())
+        return [str(r[0]) for r in rows]
+
     def events_between(
         self, start_utc: datetime, end_utc: datetime, person: str | None = None
     ) -> list[AttendanceEvent]:

@@ -300,7 +300,11 @@ def central_enroll(ctx: click.Context, folder: Path, dsn: str, add: bool, check:
 @central.command("remove")
 @click.argument("name")
 @dsn_option
-@click.option("--with-logs", is_flag=True, help="Also erase this person's attendance events at the centre.")
+@click.option(
+    "--with-logs",
+    is_flag=True,
+    help="Also erase this person's attendance events, at the centre and in every terminal's log.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def central_remove(ctx: click.Context, name: str, dsn: str, with_logs: bool, yes: bool) -> None:
@@ -308,13 +312,13 @@ def central_remove(ctx: click.Context, name: str, dsn: str, with_logs: bool, yes
 
     Their templates are deleted from all versions (old ones too) and a new
     version without them is published; each terminal securely erases them
-    from its gallery file at its next poll. With --with-logs their central
-    attendance events are deleted too (a terminal's own log is erased there
-    with `clockface gallery remove --with-logs`).
+    from its gallery file at its next poll. With --with-logs their
+    attendance events are deleted at the centre now and from every
+    terminal's own log at its next sync, before it pushes anything.
     """
     from gallery.central import compact_after_erasure, remove_person_everywhere
 
-    what = "face templates and central attendance events" if with_logs else "face templates"
+    what = "face templates and attendance events" if with_logs else "face templates"
     if not yes:
         click.confirm(f"Erase {name}'s {what} on every terminal? This cannot be undone", abort=True)
     with _admin(_admin_dsn(ctx, dsn)) as conn:

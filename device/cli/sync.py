@@ -89,9 +89,10 @@ def sync(ctx: click.Context, once: bool, show_status: bool, as_json: bool, check
     """Push attendance to the central server and take the gallery from it.
 
     Without options it runs until stopped (clockface-sync.service): every
-    [central] interval_s it pushes the events the centre has not confirmed,
-    oldest first, then pulls a new gallery version. A terminal with no network
-    keeps logging; the backlog goes when the network is back.
+    [central] interval_s it applies the centre's new erasure requests to the
+    local log, pulls a new gallery version, then pushes the events the centre
+    has not confirmed, oldest first. A terminal with no network keeps logging;
+    the backlog goes when the network is back.
     """
     config = config_of(ctx)
     if check_configured:

@@ -8,6 +8,10 @@ Exactly once, by construction rather than by care:
 * only after the server's COMMIT returns is the batch confirmed locally
   (``AttendanceStore.confirm``). A crash between the two re-sends the batch
   next time, and the centre ignores ids it has: never a duplicate, never a loss;
+* before any push, the centre's new erasure requests are applied to the local
+  log (device/sync/erasures.py) and the gallery is pulled: an erased person's
+  unsent events are gone before they could be sent, and the recogniser stops
+  matching them as early as possible;
 * any failure (CentralError, a psycopg error, a locked local log) becomes one
   status line, the connection is dropped, and the agent waits with full-jitter
   back-off before reconnecting.
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from device.sync.backoff import Backoff
+from device.sync.erasures import STATE_FILE_NAME, ErasureApplier
 from device.sync.status import SyncStatus, write_status
 from device.terminal.notify import Notifier
 from logs.store import AttendanceEvent, AttendanceStore, StoreError
@@ -111,6 +116,7 @@ class SyncAgent:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         pull: Puller | None = None,
+        erasure_state: Path | None = None,
     ) -> None:
         self.store = store
         self.target = target
@@ -125,7 +131,10 @@ class SyncAgent:
         self.pull = pull
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
-        self.status = SyncStatus(updated_utc=wall(), backlog=store.backlog())
+        self.erasures = ErasureApplier(store, erasure_state or status_file.parent / STATE_FILE_NAME)
+        self.status = SyncStatus(
+            updated_utc=wall(), backlog=store.backlog(), erasures_applied=self.erasures.state.applied
+        )
 
     # --- control -------------------------------------------------------------
     def stop(self) -> None:
@@ -173,8 +182,17 @@ class SyncAgent:
             self.notifier.watchdog()
         return pushed
 
+    def apply_erasures(self, conn: psycopg.Connection[Any]) -> None:
+        """Before the push: the centre's new erasure requests, applied to the local log."""
+        state = self.erasures.apply_new(conn)
+        self._note(
+            erasures_applied=state.applied,
+            erasures_unsupported=not self.erasures.centre_has_erasures,
+            backlog=self.store.backlog(),
+        )
+
     def pull_gallery(self, conn: psycopg.Connection[Any]) -> None:
-        """After the push: the one place the centre's gallery is fetched (gallery.central, when present)."""
+        """Before the push: the one place the centre's gallery is fetched (gallery.central, when present)."""
         if self.pull is None:
             return
         news = self.pull(conn)
@@ -183,10 +201,19 @@ class SyncAgent:
             self._note(central_gallery_version=news.version, gallery_refused=news.refused)
 
     def cycle(self) -> int:
-        """Push everything, then pull the gallery; raises on failure (the caller backs off)."""
+        """Apply erasures, pull the gallery, then push everything; raises on failure (the caller backs off).
+
+        In that order: an erasure must reach the local log before the push could
+        send the person's events, and the pull is what removes them from the
+        gallery the recogniser matches against.
+        """
+        conn = self._connection()
+        self.apply_erasures(conn)
+        if self.stopping:
+            return 0
+        self.pull_gallery(conn)
         pushed = self.push_all()
         if not self.stopping:
-            self.pull_gallery(self._connection())
             self._note(last_success_utc=self.wall(), last_error=None, backlog=self.store.backlog())
         return pushed
 

@@ -1,7 +1,7 @@
 """The agent's one call into the centre's gallery: ``gallery.central.pull_gallery``, when it exists.
 
 Kept apart from the loop so the wiring is in one obvious place: the agent calls
-the function :func:`gallery_puller` returns once per interval, after the push.
+the function :func:`gallery_puller` returns once per interval, before the push.
 ``gallery.central`` is imported lazily, and a clockface without it simply does
 not pull. The model binding (name, sha256, embedding size) is read from the
 model's sidecar once, on the first pull: hashing the model file every interval

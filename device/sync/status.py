@@ -32,6 +32,8 @@ class SyncStatus:
     central_gallery_version: int | None = None  # the central gallery version this terminal holds
     gallery_refused: str | None = None  # why the newest central version was not applied (one line)
     pushed: int = 0  # events pushed since the agent started
+    erasures_applied: int = 0  # central erasure requests this terminal has applied (device/sync/erasures.py)
+    erasures_unsupported: bool = False  # the centre's schema predates erasure requests (< v3)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -49,6 +51,8 @@ class SyncStatus:
             central_gallery_version=data.get("central_gallery_version"),
             gallery_refused=data.get("gallery_refused"),
             pushed=int(data.get("pushed", 0)),
+            erasures_applied=int(data.get("erasures_applied", 0)),
+            erasures_unsupported=bool(data.get("erasures_unsupported", False)),
         )
 
     def line(self) -> str:
@@ -64,6 +68,10 @@ class SyncStatus:
             parts.append(f"gallery v{self.central_gallery_version}")
         if self.gallery_refused:
             parts.append(f"gallery refused: {self.gallery_refused}")
+        if self.erasures_applied:
+            parts.append(f"{self.erasures_applied} erasure{'s' if self.erasures_applied != 1 else ''} applied")
+        if self.erasures_unsupported:
+            parts.append("central schema predates erasures: run clockface central init there")
         return "; ".join(parts)
 
 

@@ -406,10 +406,11 @@ def test_sigterm_stops_between_batches(
     assert 0 < confirmed < EVENTS
 
 
-def test_the_gallery_is_pulled_after_the_push_on_the_same_connection(
+def test_the_gallery_is_pulled_before_the_push_on_the_same_connection(
     terminal: Callable[..., CentralTarget], central: PgServer, log_2000: tuple[Path, list[str]]
 ) -> None:
-    """The one hook for gallery.central: called after the backlog went, with the agent's live connection."""
+    """The one hook for gallery.central: called before the backlog goes (an erased person stops matching
+    as early as possible), with the agent's live connection."""
     log, _ = log_2000
     seen: list[tuple[int, int | None]] = []
 
@@ -421,7 +422,7 @@ def test_the_gallery_is_pulled_after_the_push_on_the_same_connection(
     with AttendanceStore(log) as store:
         agent = SyncAgent(store, terminal("front-gate"), status_path(log.parent), pull=pull)
         assert agent.push_once() == EVENTS
-    assert seen == [(0, None)], "one pull, after the whole backlog was confirmed"
+    assert seen == [(EVENTS, None)], "one pull, before any event was pushed"
     saved = read_status(status_path(log.parent))
     assert saved is not None and saved.gallery_refused == "another model (test)" and saved.backlog == 0
     assert_exactly_once(central, log)
