@@ -23,15 +23,13 @@ matter), as the centre's own erase does.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from device.sync.statefile import write_json_atomically
 from gallery.layout import person_key
 from logs.store import AttendanceStore
 
@@ -83,19 +81,7 @@ def read_state(path: Path) -> ErasureState:
 
 def write_state(path: Path, state: ErasureState) -> None:
     """Replace *path* with *state* in one rename, after fsync: the old state or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(state), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_json_atomically(path, asdict(state))
 
 
 def pending(conn: psycopg.Connection[Any], after: int) -> list[Erasure] | None:

@@ -9,15 +9,13 @@ view at ``updated_utc``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from device.sync.statefile import write_json_atomically
 from logs.store import format_utc, parse_utc
 
 STATUS_FILE_NAME = "sync-status.json"
@@ -81,20 +79,7 @@ def status_path(data_dir: Path) -> Path:
 
 def write_status(path: Path, status: SyncStatus) -> None:
     """Replace *path* with *status* in one rename: a reader sees the old file or the new, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(status.to_dict(), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_json_atomically(path, status.to_dict())
 
 
 def read_status(path: Path) -> SyncStatus | None:
