@@ -589,19 +589,7 @@ def kiosk_enabled(toml: str) -> str:
 def check_kiosk_page() -> None:
     """With [kiosk] enabled the terminal serves the page on loopback, and only there."""
     t0 = now()
-    port = sh(
-        "runuser",
-        "-u",
-        "clockface",
-        "--",
-        "env",
-        "CLOCKFACE_CONFIG=/etc/clockface/clockface.toml",
-        "/opt/clockface/venv/bin/clockface",
-        "config",
-        "show",
-        "--key",
-        "kiosk.port",
-    )
+    port = clockface_cli("config", "show", "--key", "kiosk.port")
     if not port.isdigit():
         check("kiosk-page", False, t0, f"no [kiosk] in this build's config: {port[-200:]}")
         return
